@@ -13,11 +13,12 @@ import numpy as np
 from PIL import Image
 
 from deeplab.tf_compat import tf
+from utils.errors import InputError
 
 IGNORE_LABEL = 255
 
 
-class BuildError(ValueError):
+class BuildError(InputError):
   """Bad builder input; the message names the offending file or value."""
 
 
