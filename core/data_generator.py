@@ -1,0 +1,342 @@
+"""The dataset registry and the tf.data input pipeline over DeepLab tfrecords.
+
+Records follow DeepLab's `build_data.image_seg_to_tfexample` schema (SPEC 2.1);
+a split is the set of files `<dataset_dir>/<split>-*`. Usage:
+
+  dataset = Dataset('pascal_voc_seg', 'train_aug', dataset_dir, batch_size=4,
+                    crop_size=[513, 513], min_scale_factor=0.5,
+                    max_scale_factor=2., scale_factor_step_size=0.25,
+                    is_training=True, should_shuffle=True, should_repeat=True,
+                    strong_weak=True, output_valid=True, seed=0)
+  samples = dataset.get_one_shot_iterator().get_next()
+
+Bad arguments (unknown dataset or split, missing dataset_dir or files) raise
+`utils.errors.InputError` at construction. Problems inside the data surface when
+the iterator runs: a corrupt tfrecord raises `tf.errors.DataLossError`, an
+undecodable image or an image larger than the eval crop raises
+`tf.errors.InvalidArgumentError` with the reason in its message.
+
+Randomness: every example gets its own stateless seed from a
+`tf.data.Dataset.random(seed)` stream and all its augmentation draws derive from
+it. With `seed` set, the file order, the shuffle buffer and these draws are
+seeded and the map and interleave stages keep their order, so two pipelines
+with the same seed yield identical batches.
+"""
+import collections
+import os
+
+from core import input_preprocess
+from core import preprocess_utils
+from deeplab import common
+from deeplab.tf_compat import tf
+from utils.errors import InputError
+
+DatasetDescriptor = collections.namedtuple(
+    'DatasetDescriptor', ['splits_to_sizes', 'num_classes', 'ignore_label'])
+
+_PASCAL_VOC_SEG = DatasetDescriptor(
+    splits_to_sizes={
+        'train': 1464,
+        'train_aug': 10582,
+        'trainval': 2913,
+        'val': 1449,
+        # Random subsets of the 1464 clean `train` images.
+        '2_clean': 732,
+        '4_clean': 366,
+        '8_clean': 183,
+        '16_clean_3': 92,
+        '16_clean_14': 92,
+        '16_clean_20': 92,
+        'coco2voc_labeled': 91937,
+        'coco2voc_unlabeled': 215340,
+    },
+    num_classes=21,
+    ignore_label=255,
+)
+
+_COCO = DatasetDescriptor(
+    splits_to_sizes={
+        'train': 118287,
+        'val': 5000,
+        '32_all': 3697,
+        '64_all': 1849,
+        '128_all': 925,
+        '256_all': 463,
+        '512_all': 232,
+        'unlabeled': 123403,
+    },
+    num_classes=81,
+    ignore_label=255,
+)
+
+_CITYSCAPES = DatasetDescriptor(
+    splits_to_sizes={
+        'train_fine': 2975,
+        'train_coarse': 22973,
+        'trainval_fine': 3475,
+        'trainval_coarse': 23473,
+        'val_fine': 500,
+        'test_fine': 1525,
+    },
+    num_classes=19,
+    ignore_label=255,
+)
+
+_ADE20K = DatasetDescriptor(
+    splits_to_sizes={
+        'train': 20210,
+        'val': 2000,
+    },
+    num_classes=151,
+    ignore_label=0,
+)
+
+# Written by the synthetic-data builder: background + 8 shape classes.
+_SYNTHETIC = DatasetDescriptor(
+    splits_to_sizes={
+        'train_aug': 2000,
+        '2_clean': 1000,
+        '4_clean': 500,
+        '8_clean': 250,
+        '16_clean_3': 125,
+        'val': 300,
+    },
+    num_classes=9,
+    ignore_label=255,
+)
+
+DATASETS = {
+    'pascal_voc_seg': _PASCAL_VOC_SEG,
+    'coco': _COCO,
+    'cityscapes': _CITYSCAPES,
+    'ade20k': _ADE20K,
+    'synthetic': _SYNTHETIC,
+}
+
+# Examples held in the shuffle buffer after preprocessing (as in the original).
+_SHUFFLE_BUFFER_SIZE = 100
+
+_FEATURES = {
+    'image/encoded': tf.io.FixedLenFeature((), tf.string, default_value=''),
+    'image/filename': tf.io.FixedLenFeature((), tf.string, default_value=''),
+    'image/format': tf.io.FixedLenFeature((), tf.string, default_value='jpeg'),
+    'image/height': tf.io.FixedLenFeature((), tf.int64, default_value=0),
+    'image/width': tf.io.FixedLenFeature((), tf.int64, default_value=0),
+    'image/segmentation/class/encoded':
+        tf.io.FixedLenFeature((), tf.string, default_value=''),
+    'image/segmentation/class/format':
+        tf.io.FixedLenFeature((), tf.string, default_value='png'),
+}
+
+
+def get_dataset_descriptor(dataset_name):
+  """Returns the DatasetDescriptor of a registered dataset name.
+
+  Raises:
+    InputError: if the name is not registered.
+  """
+  if dataset_name not in DATASETS:
+    raise InputError('Unknown dataset %r; known datasets: %s.' %
+                     (dataset_name, ', '.join(sorted(DATASETS))))
+  return DATASETS[dataset_name]
+
+
+def decode_image(content, channels):
+  """Decodes JPEG (sniffed by its magic bytes) or else PNG to uint8 [h, w, c]."""
+  return tf.cond(
+      tf.image.is_jpeg(content),
+      lambda: tf.image.decode_jpeg(content, channels),
+      lambda: tf.image.decode_png(content, channels))
+
+
+class Dataset(object):
+  """An input pipeline over one split of a registered dataset."""
+
+  def __init__(self, dataset_name, split_name, dataset_dir, batch_size,
+               crop_size, min_resize_value=None, max_resize_value=None,
+               resize_factor=None, min_scale_factor=1., max_scale_factor=1.,
+               scale_factor_step_size=0, model_variant=None, num_readers=1,
+               is_training=False, should_shuffle=False, should_repeat=False,
+               with_cls=False, cls_only=False, strong_weak=False,
+               output_valid=False, output_original=True, seed=None):
+    """Checks the arguments and finds the split's files.
+
+    Args:
+      dataset_name: a key of DATASETS.
+      split_name: a split of that dataset (the tfrecord file prefix).
+      dataset_dir: folder holding `<split_name>-*` tfrecord files.
+      batch_size: examples per batch.
+      crop_size: [height, width] of the output images.
+      min_resize_value: resize-to-range short side, or None.
+      max_resize_value: resize-to-range long-side cap, or None.
+      resize_factor: resize-to-range sides = 1 (mod factor), or None.
+      min_scale_factor: smallest training scale.
+      max_scale_factor: largest training scale.
+      scale_factor_step_size: training scale step (0: continuous).
+      model_variant: backbone name (padding uses its mean pixel, 127.5).
+      num_readers: files read in parallel.
+      is_training: training augmentation (else eval padding).
+      should_shuffle: shuffle the file order and the examples.
+      should_repeat: repeat forever (else one pass).
+      with_cls: add `cls_label`, the image-level labels of the output label.
+      cls_only: only image, cls_label and the name/size keys (implies with_cls;
+        the label is used for cls_label and then dropped).
+      strong_weak: add the strong view `strong` (training only).
+      output_valid: add the `valid` mask.
+      output_original: add `original_image` (uint8, eval only).
+      seed: int or None; seeds file order, shuffle buffer and augmentation.
+
+    Raises:
+      InputError: unknown dataset or split, bad sizes, or no files found.
+    """
+    descriptor = get_dataset_descriptor(dataset_name)
+    if split_name not in descriptor.splits_to_sizes:
+      raise InputError('Unknown split %r of dataset %r; known splits: %s.' %
+                       (split_name, dataset_name,
+                        ', '.join(sorted(descriptor.splits_to_sizes))))
+    crop_size = [int(size) for size in crop_size]
+    if len(crop_size) != 2 or min(crop_size) <= 0:
+      raise InputError('crop_size must be two positive ints [height, width], '
+                       'got %s.' % (crop_size,))
+    if batch_size < 1 or num_readers < 1:
+      raise InputError('batch_size (%s) and num_readers (%s) must be >= 1.' %
+                       (batch_size, num_readers))
+    is_test = split_name == common.TEST_SET
+    if is_test and (with_cls or cls_only):
+      raise InputError('The %r split has no labels, so with_cls/cls_only are '
+                       'not available.' % split_name)
+    if strong_weak and not is_training:
+      raise InputError('strong_weak (weak/strong views) needs is_training.')
+
+    self.dataset_name = dataset_name
+    self.split_name = split_name
+    self.dataset_dir = dataset_dir
+    self.batch_size = batch_size
+    self.crop_size = crop_size
+    self.min_resize_value = min_resize_value
+    self.max_resize_value = max_resize_value
+    self.resize_factor = resize_factor
+    self.min_scale_factor = min_scale_factor
+    self.max_scale_factor = max_scale_factor
+    self.scale_factor_step_size = scale_factor_step_size
+    self.model_variant = model_variant
+    self.num_readers = num_readers
+    self.is_training = is_training
+    self.should_shuffle = should_shuffle
+    self.should_repeat = should_repeat
+    self.with_cls = with_cls or cls_only
+    self.cls_only = cls_only
+    self.strong_weak = strong_weak
+    self.output_valid = output_valid
+    self.output_original = output_original
+    self.seed = seed
+    self.num_of_classes = descriptor.num_classes
+    self.ignore_label = descriptor.ignore_label
+    self.decode_label = not is_test
+    self.files = self._get_all_files(descriptor)
+
+  def _get_all_files(self, descriptor):
+    """Returns the sorted files `<dataset_dir>/<split>-*` (at least one)."""
+    if not self.dataset_dir:
+      raise InputError('dataset_dir is not set; pass the folder holding the '
+                       '%s tfrecords (--dataset_dir).' % self.dataset_name)
+    if not tf.io.gfile.isdir(self.dataset_dir):
+      raise InputError('dataset_dir %r does not exist or is not a folder.' %
+                       self.dataset_dir)
+    pattern = os.path.join(self.dataset_dir, '%s-*' % self.split_name)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+      raise InputError(
+          'No tfrecord files match %s (dataset %r, split %r; known splits: '
+          '%s).' % (pattern, self.dataset_name, self.split_name,
+                    ', '.join(sorted(descriptor.splits_to_sizes))))
+    return files
+
+  def _parse_function(self, example_proto):
+    """Parses and decodes one serialised Example.
+
+    Returns:
+      Dict with `image` uint8 [h, w, 3], `label` uint8 [h, w, 1] (unless the
+      split is `test`), `image_name` string, `height`/`width` int64.
+    """
+    features = tf.io.parse_single_example(example_proto, _FEATURES)
+    image = decode_image(features['image/encoded'], 3)
+    image.set_shape([None, None, 3])
+    sample = {
+        common.IMAGE: image,
+        common.IMAGE_NAME: features['image/filename'],
+        common.HEIGHT: features['image/height'],
+        common.WIDTH: features['image/width'],
+    }
+    if self.decode_label:
+      label = decode_image(features['image/segmentation/class/encoded'], 1)
+      label.set_shape([None, None, 1])
+      check = tf.debugging.Assert(
+          tf.reduce_all(tf.equal(tf.shape(label)[:2], tf.shape(image)[:2])),
+          ['Label size differs from image size for', sample[common.IMAGE_NAME],
+           tf.shape(label), tf.shape(image)])
+      with tf.control_dependencies([check]):
+        sample[common.LABEL] = tf.identity(label)
+    return sample
+
+  def _preprocess_image(self, sample, seed):
+    """Preprocesses one parsed sample with its [2] int64 seed (SPEC 2.4-2.7)."""
+    image = sample[common.IMAGE]
+    outputs = input_preprocess.preprocess_image_and_label(
+        image, sample.get(common.LABEL), self.crop_size[0], self.crop_size[1],
+        min_resize_value=self.min_resize_value,
+        max_resize_value=self.max_resize_value,
+        resize_factor=self.resize_factor,
+        min_scale_factor=self.min_scale_factor,
+        max_scale_factor=self.max_scale_factor,
+        scale_factor_step_size=self.scale_factor_step_size,
+        ignore_label=self.ignore_label, is_training=self.is_training,
+        model_variant=self.model_variant, strong_weak=self.strong_weak,
+        output_valid=self.output_valid, seed=seed)
+    result = {key: sample[key]
+              for key in (common.IMAGE_NAME, common.HEIGHT, common.WIDTH)}
+    result.update(outputs)
+    if self.output_original and not self.is_training:
+      result[common.ORIGINAL_IMAGE] = image
+    if self.with_cls:
+      result[common.CLS_LABEL] = preprocess_utils.image_level_labels(
+          result[common.LABEL], self.num_of_classes, self.ignore_label)
+    if self.cls_only:
+      del result[common.LABEL]
+    return result
+
+  def _element_seeds(self):
+    """An endless dataset of int64 [2] seeds, one per example."""
+    return tf.data.Dataset.random(seed=self.seed).batch(2)
+
+  def get_dataset(self):
+    """Builds the batched tf.data.Dataset of sample dicts (see INTERFACES)."""
+    autotune = tf.data.experimental.AUTOTUNE
+    dataset = tf.data.Dataset.from_tensor_slices(self.files)
+    if self.should_shuffle:
+      dataset = dataset.shuffle(len(self.files), seed=self.seed,
+                                reshuffle_each_iteration=True)
+    # Interleave and map keep their input order (deterministic by default).
+    dataset = dataset.interleave(tf.data.TFRecordDataset,
+                                 cycle_length=self.num_readers,
+                                 num_parallel_calls=autotune)
+    dataset = dataset.map(self._parse_function, num_parallel_calls=autotune)
+    # Repeat before seeding so that every epoch draws fresh augmentations (and
+    # re-shuffles the file order).
+    if self.should_repeat:
+      dataset = dataset.repeat()
+    dataset = tf.data.Dataset.zip((dataset, self._element_seeds()))
+    dataset = dataset.map(self._preprocess_image, num_parallel_calls=autotune)
+    if self.should_shuffle:
+      dataset = dataset.shuffle(_SHUFFLE_BUFFER_SIZE, seed=self.seed)
+    if self.is_training:
+      # Static batch shapes: clones and losses rely on them.
+      dataset = dataset.batch(self.batch_size, drop_remainder=True)
+    else:
+      # Pads `original_image` (variable size) with zeros, so batches > 1 work.
+      dataset = dataset.padded_batch(self.batch_size)
+    return dataset.prefetch(self.batch_size)
+
+  def get_one_shot_iterator(self):
+    """Returns a one-shot iterator; `get_next()` yields the batched sample dict."""
+    return tf.data.make_one_shot_iterator(self.get_dataset())

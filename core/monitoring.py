@@ -1,0 +1,52 @@
+"""Training-time monitoring: class-balanced accuracies and image summaries (SPEC §4.7)."""
+from core import training
+from core import wss_losses
+from deeplab.tf_compat import tf
+
+
+def resize_labels_nearest(labels, size):
+  """Labels [B,H,W,1] int -> [B,h,w] int32 with legacy nearest resizing."""
+  resized = tf.image.resize_nearest_neighbor(
+      labels, size, align_corners=False, half_pixel_centers=False)
+  return tf.cast(tf.squeeze(resized, axis=3), tf.int32)
+
+
+def add_balanced_accuracy(name, labels, predictions, num_classes, ignore_label):
+  """Streaming class-balanced pixel accuracy, updated with every train step.
+
+  Args:
+    name: summary name under `sanity_check/`.
+    labels: int32 [B,h,w] ground truth (ignore_label excluded).
+    predictions: int [B,h,w] predicted classes at the same resolution.
+    num_classes: number of classes C.
+    ignore_label: label value without ground truth.
+
+  Returns:
+    The accuracy tensor (mean over classes of the per-class recall since start).
+  """
+  weights = wss_losses.class_balanced_pixel_weights(labels, num_classes,
+                                                    ignore_label)
+  valid_labels = tf.where(tf.equal(labels, ignore_label),
+                          tf.zeros_like(labels), labels)
+  accuracy, update = tf.metrics.mean_per_class_accuracy(
+      tf.reshape(valid_labels, [-1]),
+      tf.reshape(tf.cast(predictions, tf.int32), [-1]),
+      num_classes, weights=tf.reshape(weights, [-1]), name=name)
+  tf.add_to_collection(training.MONITORING_UPDATES, update)
+  tf.summary.scalar('sanity_check/%s' % name, accuracy)
+  return accuracy
+
+
+def label_map_image(class_map, num_classes, size=None):
+  """An int class map [B,h,w] as a uint8 image [B,H,W,1] spread over 0..255."""
+  scale = max(1, 255 // num_classes)
+  image = tf.cast(class_map, tf.float32)[..., tf.newaxis] * scale
+  if size is not None:
+    image = tf.image.resize_bilinear(image, size, align_corners=True)
+  return tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)
+
+
+def add_image_summary(name, images):
+  """Image summary of float [0,255] or uint8 images."""
+  tf.summary.image(name, tf.cast(tf.clip_by_value(
+      tf.cast(images, tf.float32), 0, 255), tf.uint8))

@@ -1,0 +1,254 @@
+"""One PseudoSeg clone: the five passes of SPEC §4.1, pseudo labels and losses.
+
+Pass order and modes (faithful to the original):
+  (0) with --weakly: classification head on the image-level batch (train mode).
+  1. DeepLab on the weak view, train mode (name scope `cls_weak`) -> decoder logits.
+  2. Backbone + cls head on the weak view, inference mode -> Grad-CAM -> SGC.
+  3. DeepLab on the strong view, train mode (`cls_strong`) -> consistency loss.
+  4. DeepLab on the labeled batch, train mode -> supervised loss.
+  5. Backbone + cls head on the labeled batch, train mode (`seg_data_cls`) ->
+     Grad-CAM -> SGC -> self-attention loss; `loss_cls` unless --weakly.
+"""
+import collections
+
+from absl import flags
+
+from core import attention
+from core import calibration
+from core import cam
+from core import monitoring
+from core import pseudo_label
+from core import supervised
+from core import training
+from core import wss_flags  # noqa: F401  (defines the flags read here)
+from core import wss_losses
+from deeplab import common
+from deeplab import feature_extractor
+from deeplab import model
+from deeplab.tf_compat import tf
+from utils.errors import InputError
+
+FLAGS = flags.FLAGS
+
+SELF_ATTENTION_SCOPE = 'self-attention'
+SELF_ATTENTION_LOGITS = 'self-attention_logits'
+
+# Outputs of the attention branch of one batch.
+AttentionOutputs = collections.namedtuple('AttentionOutputs',
+                                          ['logits', 'cam', 'cls_logits'])
+
+
+def valid_at(valid, size):
+  """Valid mask int [B,H,W,1] -> float [B,h,w] by legacy nearest resizing."""
+  return tf.cast(monitoring.resize_labels_nearest(valid, size), tf.float32)
+
+
+def attention_strides():
+  """--att_strides as ints, largest first (the first one feeds Grad-CAM)."""
+  try:
+    strides = sorted((int(s) for s in FLAGS.att_strides), reverse=True)
+  except ValueError:
+    strides = []
+  known = feature_extractor.HYPERCOLUMN_END_POINTS[FLAGS.model_variant]
+  if not strides or any(s not in known for s in strides):
+    raise InputError(
+        '--att_strides=%s: each stride must be one of %s for %s.' %
+        (','.join(FLAGS.att_strides), sorted(known), FLAGS.model_variant))
+  return [known[s] for s in strides]
+
+
+def attention_branch(images, class_labels, valid, model_options, num_classes,
+                     is_training):
+  """Grad-CAM of the cls head refined by self-attention (SPEC §4.2-4.3).
+
+  Args:
+    images: float [B,H,W,3].
+    class_labels: float [B,C-1] image-level labels, or None to use the head's
+      own predictions (sigmoid >= 0.5).
+    valid: float [B,h,w] valid mask at the decoder resolution.
+    model_options: common.ModelOptions.
+    num_classes: C.
+    is_training: mode of the backbone/cls head (dropout, BN).
+
+  Returns:
+    AttentionOutputs: SGC logits [B,s,s,C], summary CAM [B,s,s,C] and cls
+    logits [B,C-1], where s is the CAM (output-stride) resolution.
+  """
+  cls_logits, end_points = model.classification_logits(
+      images, model_options, num_classes - 1, weight_decay=FLAGS.weight_decay,
+      is_training=is_training,
+      fine_tune_batch_norm=is_training and FLAGS.fine_tune_batch_norm)
+  if class_labels is None:
+    class_labels = cam.predicted_class_labels(cls_logits)
+  end_point_names = attention_strides()
+  cams = cam.grad_cam(end_points[end_point_names[0]], cls_logits, class_labels)
+  cam_size = tf.shape(cams)[1:3]
+  cam_valid = valid_at(tf.cast(valid[..., tf.newaxis], tf.int32), cam_size)
+  features = attention.hypercolumn(end_points, end_point_names, cam_size)
+  refine = (attention.self_attention_v2 if FLAGS.att_v2 else
+            attention.self_attention_v1)
+  logits = refine(features, cams, cam_valid, attention_dim=FLAGS.attention_dim)
+  return AttentionOutputs(logits, cam.background_cam(cams), cls_logits)
+
+
+def _decoder_logits(images, model_options, scope):
+  with tf.name_scope(scope):
+    outputs = supervised.segmentation_logits(images, model_options)
+  return outputs[common.OUTPUT_TYPE][model.MERGED_LOGITS_SCOPE]
+
+
+def _resize_to(logits, size):
+  return tf.image.resize_bilinear(logits, size, align_corners=True)
+
+
+def build_clone(labeled, unlabeled, model_options, num_classes, ignore_label,
+                monitor):
+  """Adds one clone's PseudoSeg losses (and, if `monitor`, its summaries).
+
+  Args:
+    labeled: labeled batch dict (image, label, valid, cls_label).
+    unlabeled: unlabeled batch dict (image = weak view, strong, label, valid,
+      and cls_label with --weakly).
+    model_options: common.ModelOptions.
+    num_classes: C.
+    ignore_label: ignored label value.
+    monitor: add accuracies, calibration and image summaries (clone 0).
+  """
+  weak, strong = unlabeled[common.IMAGE], unlabeled[common.STRONG]
+  if FLAGS.weakly:
+    cls_batch = unlabeled if FLAGS.cls_with_cls else labeled
+    supervised.add_classification_loss(cls_batch[common.IMAGE],
+                                       cls_batch[common.CLS_LABEL],
+                                       model_options, num_classes)
+  logits_weak = _decoder_logits(weak, model_options, 'cls_weak')
+  logits_size = tf.shape(logits_weak)[1:3]
+  valid_unlabeled = valid_at(unlabeled[common.VALID], logits_size)
+  att_weak = None
+  if FLAGS.use_attention:
+    with tf.name_scope('cls_data_cls_inference'):
+      att_weak = attention_branch(
+          weak, unlabeled[common.CLS_LABEL] if FLAGS.weakly else None,
+          valid_unlabeled, model_options, num_classes, is_training=False)
+  logits_strong = _decoder_logits(strong, model_options, 'cls_strong')
+  logits_seg = supervised.supervised_branch(labeled, model_options, num_classes,
+                                            ignore_label, monitor)
+  att_labeled = None
+  if FLAGS.use_attention:
+    att_labeled = _self_attention_loss(labeled, tf.shape(logits_seg)[1:3],
+                                       model_options, num_classes,
+                                       ignore_label)
+  pseudo = _pseudo_labels(logits_weak, att_weak, logits_size, valid_unlabeled)
+  loss = wss_losses.consistency_loss(logits_strong, pseudo.targets,
+                                     pseudo.mask, valid_unlabeled,
+                                     soft=FLAGS.soft_pseudo_label)
+  tf.losses.add_loss(tf.multiply(loss, FLAGS.unlabeled_weight,
+                                 name='loss_consistency'))
+  if monitor:
+    _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
+             pseudo, valid_unlabeled, num_classes, ignore_label)
+
+
+def _self_attention_loss(labeled, logits_size, model_options, num_classes,
+                         ignore_label):
+  """Pass 5: SGC on labeled images trained with the ground truth."""
+  valid_labeled = valid_at(labeled[common.VALID], logits_size)
+  with tf.name_scope('seg_data_cls'):
+    outputs = attention_branch(labeled[common.IMAGE],
+                               labeled[common.CLS_LABEL], valid_labeled,
+                               model_options, num_classes, is_training=True)
+  supervised.add_segmentation_loss({SELF_ATTENTION_LOGITS: outputs.logits},
+                                   labeled[common.LABEL], num_classes,
+                                   ignore_label, scope=SELF_ATTENTION_SCOPE)
+  if not FLAGS.weakly:
+    loss = tf.identity(wss_losses.classification_loss(
+        outputs.cls_logits, labeled[common.CLS_LABEL]), name='loss_cls')
+    tf.losses.add_loss(loss)
+  return outputs
+
+
+PseudoLabels = collections.namedtuple(
+    'PseudoLabels', ['targets', 'mask', 'fused', 'sharpened', 'att_probs'])
+
+
+def _pseudo_labels(logits_weak, att_weak, logits_size, valid):
+  """Fused, sharpened pseudo labels of the weak view (SPEC §4.4)."""
+  att_logits = None
+  att_probs = None
+  if att_weak is not None:
+    att_logits = _resize_to(att_weak.logits, logits_size)
+    att_probs = tf.nn.softmax(att_logits)
+  fused = pseudo_label.fuse_probabilities(logits_weak, att_logits,
+                                          FLAGS.pseudo_src, FLAGS.logit_norm)
+  targets, mask, sharpened = pseudo_label.make_pseudo_labels(
+      fused, valid, soft=FLAGS.soft_pseudo_label,
+      temperature=FLAGS.temperature, threshold=FLAGS.pseudo_label_threshold)
+  return PseudoLabels(targets, mask, fused, sharpened, att_probs)
+
+
+def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
+             pseudo, valid, num_classes, ignore_label):
+  """Accuracies, calibration, histograms and images of SPEC §4.7 / §5.4."""
+  logits_size = tf.shape(logits_weak)[1:3]
+  labels = monitoring.resize_labels_nearest(unlabeled[common.LABEL],
+                                            logits_size)
+  pseudo_classes = tf.argmax(pseudo.sharpened, axis=3, output_type=tf.int32)
+  strong_classes = tf.argmax(logits_strong, axis=3, output_type=tf.int32)
+  accuracy = lambda name, predictions, gt: monitoring.add_balanced_accuracy(
+      name, gt, predictions, num_classes, ignore_label)
+  accuracy('acc_weak', pseudo_classes, labels)
+  accuracy('acc_strong', strong_classes, labels)
+  if FLAGS.pseudo_label_threshold > 0:
+    confident_labels = tf.where(pseudo.mask > 0, labels,
+                                tf.fill(tf.shape(labels), ignore_label))
+    accuracy('acc_pseudo', pseudo_classes, confident_labels)
+    accuracy('acc_strong_confident', strong_classes, confident_labels)
+    valid_ratio = tf.reduce_sum(pseudo.mask) / tf.maximum(
+        tf.reduce_sum(valid), 1.0)
+    tf.summary.scalar('sanity_check/valid_ratio', valid_ratio)
+  _add_calibration(pseudo, logits_weak, labels, ignore_label)
+  max_prob = lambda probs: tf.reduce_max(probs, axis=3)
+  tf.summary.histogram('max_prob_weak', max_prob(tf.nn.softmax(logits_weak)))
+  tf.summary.histogram('max_prob_avg', max_prob(pseudo.fused))
+  tf.summary.histogram('max_prob_avg_t', max_prob(pseudo.sharpened))
+  if pseudo.att_probs is not None:
+    tf.summary.histogram('max_att_prob_weak', max_prob(pseudo.att_probs))
+  if FLAGS.save_summaries_images:
+    _add_unlabeled_images(unlabeled, logits_weak, logits_strong, att_weak,
+                          att_labeled, pseudo_classes, valid, num_classes)
+
+
+def _add_calibration(pseudo, logits_weak, labels, ignore_label):
+  """Expected calibration error of the pseudo labels and their two sources."""
+  sources = [('ece_pseudo', pseudo.sharpened),
+             ('ece_decoder', tf.nn.softmax(logits_weak))]
+  if pseudo.att_probs is not None:
+    sources.append(('ece_attention', pseudo.att_probs))
+  for name, probs in sources:
+    ece = tf.identity(calibration.expected_calibration_error(
+        probs, labels, ignore_label=ignore_label,
+        num_bins=FLAGS.calibration_bins), name=name)
+    tf.summary.scalar('calibration/%s' % name, ece)
+    tf.add_to_collection(training.CONSOLE_SCALARS, (name, ece))
+
+
+def _add_unlabeled_images(unlabeled, logits_weak, logits_strong, att_weak,
+                          att_labeled, pseudo_classes, valid, num_classes):
+  crop = tf.shape(unlabeled[common.IMAGE])[1:3]
+
+  def class_map(name, classes):
+    monitoring.add_image_summary(
+        name, monitoring.label_map_image(classes, num_classes, crop))
+
+  argmax = lambda logits: tf.argmax(logits, axis=3, output_type=tf.int32)
+  monitoring.add_image_summary('unlabeled/weak', unlabeled[common.IMAGE])
+  monitoring.add_image_summary('unlabeled/strong', unlabeled[common.STRONG])
+  monitoring.add_image_summary('sanity_check/valid_mask',
+                               valid[..., tf.newaxis] * 255.0)
+  class_map('unlabeled/label', unlabeled[common.LABEL][..., 0])
+  class_map('unlabeled/logits_weak', argmax(logits_weak))
+  class_map('unlabeled/logits_strong', argmax(logits_strong))
+  class_map('att/merged_logits', pseudo_classes)
+  if att_weak is not None:
+    class_map('att/att_logits_weak', argmax(att_weak.logits))
+    class_map('att/cam_weak', argmax(att_weak.cam))
+    class_map('att/att_logits_labeled', argmax(att_labeled.logits))

@@ -1,0 +1,96 @@
+"""The supervised branch shared by train_sup.py and train_wss.py (SPEC §4.1 pass 4)."""
+from absl import flags
+
+from core import monitoring
+from core import wss_losses
+from deeplab import common
+from deeplab import model
+from deeplab import train_utils
+from deeplab.tf_compat import tf
+
+FLAGS = flags.FLAGS
+
+
+def segmentation_logits(images, model_options, is_training=True,
+                        return_end_points=False):
+  """DeepLab logits of a batch in training mode, configured from the flags."""
+  return model.multi_scale_logits(
+      images, model_options, image_pyramid=FLAGS.image_pyramid,
+      weight_decay=FLAGS.weight_decay, is_training=is_training,
+      fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
+      return_end_points=return_end_points)
+
+
+def add_segmentation_loss(scales_to_logits, labels, num_classes, ignore_label,
+                          scope):
+  """Softmax cross-entropy of every scale, configured from the flags."""
+  train_utils.add_softmax_cross_entropy_loss_for_each_scale(
+      scales_to_logits, labels, num_classes, ignore_label,
+      loss_weight=FLAGS.label_weights or 1.0,
+      upsample_logits=FLAGS.upsample_logits,
+      hard_example_mining_step=FLAGS.hard_example_mining_step,
+      top_k_percent_pixels=FLAGS.top_k_percent_pixels,
+      scope=scope)
+
+
+def supervised_branch(samples, model_options, num_classes, ignore_label,
+                      monitor):
+  """Labeled pass: segmentation loss (scope `semantic`) and monitoring.
+
+  Args:
+    samples: labeled batch dict (image float [B,H,W,3], label int [B,H,W,1]).
+    model_options: common.ModelOptions.
+    num_classes: number of classes C.
+    ignore_label: ignored label value.
+    monitor: whether to add accuracy and image summaries (clone 0 only).
+
+  Returns:
+    The merged logits [B,h,w,C] at the decoder resolution.
+  """
+  scales_to_logits = segmentation_logits(samples[common.IMAGE], model_options)
+  scales_to_logits = scales_to_logits[common.OUTPUT_TYPE]
+  add_segmentation_loss(scales_to_logits, samples[common.LABEL], num_classes,
+                        ignore_label, scope=common.OUTPUT_TYPE)
+  logits = tf.identity(scales_to_logits[model.MERGED_LOGITS_SCOPE],
+                       name='semantic_logits')
+  if monitor:
+    _monitor_segmentation(samples, logits, num_classes, ignore_label)
+  return logits
+
+
+def _monitor_segmentation(samples, logits, num_classes, ignore_label):
+  labels = monitoring.resize_labels_nearest(samples[common.LABEL],
+                                            tf.shape(logits)[1:3])
+  predictions = tf.argmax(logits, axis=3, output_type=tf.int32)
+  monitoring.add_balanced_accuracy('acc_seg', labels, predictions,
+                                   num_classes, ignore_label)
+  if FLAGS.save_summaries_images:
+    crop = tf.shape(samples[common.IMAGE])[1:3]
+    monitoring.add_image_summary('samples/image_seg', samples[common.IMAGE])
+    monitoring.add_image_summary(
+        'samples/label_seg',
+        monitoring.label_map_image(samples[common.LABEL][..., 0], num_classes))
+    monitoring.add_image_summary(
+        'samples/semantic_seg',
+        monitoring.label_map_image(predictions, num_classes, crop))
+
+
+def add_classification_loss(images, cls_labels, model_options, num_classes):
+  """Image-level multi-label loss `loss_cls` on the backbone's cls head.
+
+  Args:
+    images: float [B,H,W,3].
+    cls_labels: float multi-hot [B, C-1].
+    model_options: common.ModelOptions.
+    num_classes: C (the head predicts the C-1 foreground classes).
+
+  Returns:
+    (loss scalar, cls logits [B, C-1], backbone end points).
+  """
+  logits, end_points = model.classification_logits(
+      images, model_options, num_classes - 1, weight_decay=FLAGS.weight_decay,
+      is_training=True, fine_tune_batch_norm=FLAGS.fine_tune_batch_norm)
+  loss = tf.identity(wss_losses.classification_loss(logits, cls_labels),
+                     name='loss_cls')
+  tf.losses.add_loss(loss)
+  return loss, logits, end_points

@@ -1,0 +1,57 @@
+"""Supervised DeepLabv3+ baseline on a labeled split (optionally + image-level head).
+
+Example (see README.md for the full set of flags):
+  python train_sup.py --train_split=16_clean_3 --model_variant=xception_65 \
+    --atrous_rates=6 --atrous_rates=12 --atrous_rates=18 --output_stride=16 \
+    --decoder_output_stride=4 --train_logdir=/tmp/sup --dataset_dir=dataset
+"""
+from absl import app
+from absl import flags
+
+from core import supervised
+from core import training
+from deeplab import common
+from deeplab.tf_compat import tf
+from utils.errors import run_reporting_input_errors
+
+FLAGS = flags.FLAGS
+
+
+def main(unused_argv):
+  training.check_required_flags()
+  config = training.deployment_from_flags()
+  batch_size = training.clone_batch_size(FLAGS.train_batch_size,
+                                         FLAGS.num_clones)
+  with tf.Graph().as_default():
+    with tf.device(config.inputs_device()):
+      labeled = training.training_dataset(FLAGS.train_split, batch_size,
+                                          with_cls=FLAGS.weakly)
+      labeled_iterator = labeled.get_one_shot_iterator()
+      if FLAGS.weakly:
+        image_level = training.training_dataset(
+            FLAGS.train_split_cls, batch_size, with_cls=True, seed_offset=1)
+        image_level_iterator = image_level.get_one_shot_iterator()
+    model_options = common.ModelOptions(
+        {common.OUTPUT_TYPE: labeled.num_of_classes},
+        crop_size=training.crop_size_from_flag(FLAGS.train_crop_size,
+                                               'train_crop_size'),
+        atrous_rates=FLAGS.atrous_rates, output_stride=FLAGS.output_stride)
+
+    def build_clone(clone_index):
+      samples = labeled_iterator.get_next()
+      supervised.supervised_branch(samples, model_options,
+                                   labeled.num_of_classes,
+                                   labeled.ignore_label,
+                                   monitor=clone_index == 0)
+      if FLAGS.weakly:
+        cls_samples = image_level_iterator.get_next()
+        supervised.add_classification_loss(
+            cls_samples[common.IMAGE], cls_samples[common.CLS_LABEL],
+            model_options, labeled.num_of_classes)
+
+    images_per_step = FLAGS.train_batch_size * (2 if FLAGS.weakly else 1)
+    training.train(config, build_clone, images_per_step)
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: run_reporting_input_errors(main, argv))

@@ -1,0 +1,54 @@
+"""PseudoSeg: consistency training with calibrated Grad-CAM + decoder pseudo labels.
+
+Example (see README.md for the full set of flags):
+  python train_wss.py --train_split=16_clean_3 --train_split_cls=train_aug \
+    --model_variant=xception_65 --atrous_rates=6 --atrous_rates=12 \
+    --atrous_rates=18 --output_stride=16 --decoder_output_stride=4 \
+    --train_logdir=/tmp/wss --dataset_dir=dataset
+"""
+from absl import app
+from absl import flags
+
+from core import pseudoseg
+from core import train_flags
+from core import training
+from deeplab import common
+from deeplab.tf_compat import tf
+from utils.errors import run_reporting_input_errors
+
+FLAGS = flags.FLAGS
+train_flags.apply_wss_defaults()
+
+
+def main(unused_argv):
+  training.check_required_flags()
+  config = training.deployment_from_flags()
+  batch_size = training.clone_batch_size(FLAGS.train_batch_size,
+                                         FLAGS.num_clones)
+  pseudoseg.attention_strides()
+  with tf.Graph().as_default():
+    with tf.device(config.inputs_device()):
+      labeled = training.training_dataset(
+          FLAGS.train_split, batch_size, output_valid=True, with_cls=True)
+      unlabeled = training.training_dataset(
+          FLAGS.train_split_cls, batch_size, strong_weak=True,
+          output_valid=True, with_cls=FLAGS.weakly, seed_offset=1)
+      labeled_iterator = labeled.get_one_shot_iterator()
+      unlabeled_iterator = unlabeled.get_one_shot_iterator()
+    model_options = common.ModelOptions(
+        {common.OUTPUT_TYPE: labeled.num_of_classes},
+        crop_size=training.crop_size_from_flag(FLAGS.train_crop_size,
+                                               'train_crop_size'),
+        atrous_rates=FLAGS.atrous_rates, output_stride=FLAGS.output_stride)
+
+    def build_clone(clone_index):
+      pseudoseg.build_clone(labeled_iterator.get_next(),
+                            unlabeled_iterator.get_next(), model_options,
+                            labeled.num_of_classes, labeled.ignore_label,
+                            monitor=clone_index == 0)
+
+    training.train(config, build_clone, 2 * FLAGS.train_batch_size)
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: run_reporting_input_errors(main, argv))
