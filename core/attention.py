@@ -15,8 +15,8 @@ import math
 from deeplab.tf_compat import BATCH_NORM_UPDATES, slim, tf
 from utils.errors import InputError
 
-# Additive attention mask of invalid (query, key) pairs. A finite value, not -inf:
-# rows of invalid queries become uniform instead of NaN.
+# Additive attention mask of invalid (query, key) pairs. A finite value, not
+# -inf: rows of invalid queries become uniform instead of NaN.
 _MASK_VALUE = -1e9
 
 
@@ -48,7 +48,7 @@ def hypercolumn(end_points, end_point_names, size):
 
 def _conv_1x1(inputs, num_outputs, scope, with_bias=False, normalizer_fn=None,
               normalizer_params=None):
-  """1x1 conv, Glorot-uniform, no activation, no L2 (overrides any arg scope)."""
+  """1x1 conv, Glorot-uniform, no activation, no L2 (overrides arg scopes)."""
   return slim.conv2d(
       inputs, num_outputs, [1, 1],
       activation_fn=None,

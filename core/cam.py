@@ -13,17 +13,18 @@ _MIN_NORMALIZER = 1e-5
 def grad_cam(features, cls_logits, class_labels):
   """Normalised Grad-CAMs of every foreground class, with the original weights.
 
-  For each class c, G_c = d(sum_n cls_logits[n, c]) / dA. The channel weights are
-  the mean of G_c over the batch AND the row axis (the original averages a Python
-  list holding G_c over axes (1, 2) of the stacked [1, B, h, w, F] tensor), so
-  they have shape [1, 1, w, F] and broadcast over the batch and the rows. With the
-  GAP -> dropout -> 1x1 conv head, G_c is spatially constant and the weights are
-  W[:, c] / (h * w) in inference mode and W[:, c] * mean_n(dropout mask) / (h * w)
-  in training mode, exactly as in the original.
+  For each class c, G_c = d(sum_n cls_logits[n, c]) / dA. The channel weights
+  are the mean of G_c over the batch AND the row axis (the original averages a
+  Python list holding G_c over axes (1, 2) of the stacked [1, B, h, w, F]
+  tensor), so they have shape [1, 1, w, F] and broadcast over the batch and the
+  rows. With the GAP -> dropout -> 1x1 conv head, G_c is spatially constant and
+  the weights are W[:, c] / (h * w) in inference mode and
+  W[:, c] * mean_n(dropout mask) / (h * w) in training mode, exactly as in the
+  original.
 
   cam_c = ReLU(sum_k weight_k * A[..., k]); absent classes are zeroed by
-  `class_labels`; every map is divided by max(1e-5, its spatial max) when that max
-  is positive (0 otherwise).
+  `class_labels`; every map is divided by max(1e-5, its spatial max) when that
+  max is positive (0 otherwise).
 
   Args:
     features: float [B, h, w, F] feature map A; `cls_logits` must depend on it.

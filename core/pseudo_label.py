@@ -39,7 +39,7 @@ def fuse_probabilities(decoder_logits, attention_logits, pseudo_src='avg',
   """Fuses the decoder and SGC predictions into one distribution.
 
   Args:
-    decoder_logits: float [B, h, w, C] logits of the weak view (train-mode pass).
+    decoder_logits: float [B, h, w, C] logits of the weak view (train mode).
     attention_logits: float [B, h, w, C] SGC logits already resized to (h, w)
       (bilinear-AC), or None when attention is off (returns softmax(decoder)).
     pseudo_src: 'att' -> softmax(SGC); 'avg' -> mean of both softmaxes.
@@ -91,14 +91,15 @@ def make_pseudo_labels(probs, valid, soft=True, temperature=0.5, threshold=0.):
 
   Soft: p = sharpen(probs, T), targets = p. Hard: p = probs (never sharpened),
   targets = argmax_c p. With threshold > 0 the mask keeps valid pixels whose
-  confidence max_c p (after sharpening) is >= threshold; otherwise it is `valid`.
+  confidence max_c p (after sharpening) is >= threshold; otherwise it is
+  `valid`.
 
   Args:
     probs: float [B, h, w, C] fused probabilities (`fuse_probabilities`).
     valid: [B, h, w] or [B, h, w, 1] padding/cutout mask (any numeric dtype).
     soft: soft (True) or hard (False) targets.
-    temperature: sharpening temperature (soft only).
-    threshold: confidence threshold; 0 disables it.
+    temperature: Python float sharpening temperature (soft only).
+    threshold: Python float confidence threshold; 0 disables it.
 
   Returns:
     targets: float [B, h, w, C] (soft) or int32 [B, h, w] (hard), gradient

@@ -85,9 +85,9 @@ def attention_branch(images, class_labels, valid, model_options, num_classes,
   cam_size = tf.shape(cams)[1:3]
   cam_valid = valid_at(tf.cast(valid[..., tf.newaxis], tf.int32), cam_size)
   features = attention.hypercolumn(end_points, end_point_names, cam_size)
-  refine = (attention.self_attention_v2 if FLAGS.att_v2 else
-            attention.self_attention_v1)
-  logits = refine(features, cams, cam_valid, attention_dim=FLAGS.attention_dim)
+  logits = attention.self_attention(features, cams, cam_valid,
+                                    att_v2=FLAGS.att_v2,
+                                    attention_dim=FLAGS.attention_dim)
   return AttentionOutputs(logits, cam.background_cam(cams), cls_logits)
 
 
@@ -179,9 +179,11 @@ def _pseudo_labels(logits_weak, att_weak, logits_size, valid):
     att_probs = tf.nn.softmax(att_logits)
   fused = pseudo_label.fuse_probabilities(logits_weak, att_logits,
                                           FLAGS.pseudo_src, FLAGS.logit_norm)
-  targets, mask, sharpened = pseudo_label.make_pseudo_labels(
+  targets, mask, _ = pseudo_label.make_pseudo_labels(
       fused, valid, soft=FLAGS.soft_pseudo_label,
       temperature=FLAGS.temperature, threshold=FLAGS.pseudo_label_threshold)
+  # Hard labels are never sharpened: their final distribution is the fused one.
+  sharpened = targets if FLAGS.soft_pseudo_label else fused
   return PseudoLabels(targets, mask, fused, sharpened, att_probs)
 
 

@@ -2,6 +2,8 @@
 
 Shapes use N = batch, H x W = label size, h x w = logits size, C = classes.
 """
+import numbers
+
 from absl import logging
 
 from deeplab.tf_compat import slim
@@ -12,8 +14,8 @@ _LEARNING_POLICIES = ('poly', 'step', 'multi_steps')
 _BURNIN_TYPES = ('none', 'linear')
 # Names of variables never restored from an initial checkpoint (prefix match).
 _NEVER_RESTORED = ('global_step',)
-# At most this many variable names are spelled out in one log or error line.
-_MAX_NAMES_IN_MESSAGE = 50
+# At most this many variable names are spelled out in an error message.
+_MAX_NAMES_IN_ERROR = 20
 
 
 def _spatial_size(tensor):
@@ -42,7 +44,7 @@ def _pixel_weights(labels, num_classes, ignore_label, loss_weight):
     labels: int32 [P] flattened labels.
     num_classes: number of classes C.
     ignore_label: label value excluded from the loss (weight 0).
-    loss_weight: a float, or a list of C per-class floats.
+    loss_weight: a float, a list of C per-class floats, or None (= 1).
 
   Returns:
     (weights float32 [P], labels int32 [P] in which ignored pixels hold 0).
@@ -52,7 +54,9 @@ def _pixel_weights(labels, num_classes, ignore_label, loss_weight):
   # those pixels get weight 0, so any valid index will do.
   labels = tf.where(not_ignored, labels, tf.zeros_like(labels))
   not_ignored = tf.cast(not_ignored, tf.float32)
-  if isinstance(loss_weight, (int, float)):
+  if loss_weight is None:
+    return not_ignored, labels
+  if isinstance(loss_weight, numbers.Real):
     return not_ignored * float(loss_weight), labels
   loss_weight = [float(w) for w in loss_weight]
   if len(loss_weight) != num_classes:
@@ -78,6 +82,53 @@ def _top_k_pixel_count(num_pixels, top_k_percent_pixels,
     ratio = tf.minimum(1.0, global_step / float(hard_example_mining_step))
     fraction = ratio * top_k_percent_pixels + 1.0 - ratio
   return tf.cast(fraction * num_pixels, tf.int32)
+
+
+def _weighted_pixel_losses(logits, labels, num_classes, ignore_label,
+                           loss_weight, upsample_logits):
+  """Weighted softmax cross entropy per pixel.
+
+  Args:
+    logits: float [N, h, w, C].
+    labels: int32 [N, H, W, 1].
+    num_classes: C.
+    ignore_label: label value with weight 0.
+    loss_weight: see `_pixel_weights`.
+    upsample_logits: resize logits to the labels (bilinear-AC), else labels
+      to the logits (nearest-AC).
+
+  Returns:
+    (weighted losses float32 [P], weights float32 [P]), P pixels in total.
+  """
+  if upsample_logits:
+    logits = tf.image.resize_bilinear(
+        logits, _spatial_size(labels), align_corners=True)
+  else:
+    labels = tf.image.resize_nearest_neighbor(
+        labels, _spatial_size(logits), align_corners=True)
+  weights, labels = _pixel_weights(tf.reshape(labels, [-1]), num_classes,
+                                   ignore_label, loss_weight)
+  one_hot = tf.stop_gradient(tf.one_hot(labels, num_classes, dtype=tf.float32))
+  pixel_losses = tf.nn.softmax_cross_entropy_with_logits_v2(
+      labels=one_hot,
+      logits=tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes]))
+  return pixel_losses * weights, weights
+
+
+def _normalized_loss(weighted_losses, weights, top_k_percent_pixels,
+                     hard_example_mining_step):
+  """Scalar loss from the weighted pixel losses (see the caller's docstring)."""
+  if top_k_percent_pixels == 1.0:
+    kept_losses = weighted_losses
+    num_present = tf.reduce_sum(tf.cast(tf.not_equal(weights, 0.0), tf.float32))
+  else:
+    top_k = _top_k_pixel_count(tf.size(weighted_losses), top_k_percent_pixels,
+                               hard_example_mining_step)
+    kept_losses, _ = tf.nn.top_k(weighted_losses, k=top_k, sorted=True)
+    num_present = tf.reduce_sum(
+        tf.cast(tf.not_equal(kept_losses, 0.0), tf.float32))
+  return tf.math.divide_no_nan(tf.reduce_sum(kept_losses), num_present,
+                               name='loss')
 
 
 def _check_loss_arguments(labels, gt_is_matting_map, top_k_percent_pixels,
@@ -124,7 +175,7 @@ def add_softmax_cross_entropy_loss_for_each_scale(scales_to_logits,
     labels: integer ground truth [N, H, W, 1] (or [N, H, W]).
     num_classes: C.
     ignore_label: label value that does not contribute to the loss.
-    loss_weight: float, or list of C per-class weights.
+    loss_weight: float, list of C per-class weights, or None (= 1.0).
     upsample_logits: upsample logits to the labels (True) or downsample the
       labels to the logits (False).
     hard_example_mining_step: steps over which the kept pixel fraction ramps
@@ -151,36 +202,11 @@ def add_softmax_cross_entropy_loss_for_each_scale(scales_to_logits,
                        % (scale, logits.shape[-1], num_classes))
     loss_scope = scale if scope is None else '%s_%s' % (scope, scale)
     with tf.name_scope(loss_scope):
-      if upsample_logits:
-        logits = tf.image.resize_bilinear(
-            logits, _spatial_size(labels), align_corners=True)
-        scaled_labels = labels
-      else:
-        scaled_labels = tf.image.resize_nearest_neighbor(
-            labels, _spatial_size(logits), align_corners=True)
-      scaled_labels = tf.reshape(scaled_labels, [-1])
-      weights, scaled_labels = _pixel_weights(scaled_labels, num_classes,
-                                              ignore_label, loss_weight)
-      one_hot = tf.stop_gradient(
-          tf.one_hot(scaled_labels, num_classes, dtype=tf.float32))
-      pixel_losses = tf.nn.softmax_cross_entropy_with_logits_v2(
-          labels=one_hot,
-          logits=tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes]))
-      weighted_losses = pixel_losses * weights
-      if top_k_percent_pixels == 1.0:
-        num_present = tf.reduce_sum(
-            tf.cast(tf.not_equal(weights, 0.0), tf.float32))
-        loss = tf.math.divide_no_nan(
-            tf.reduce_sum(weighted_losses), num_present, name='loss')
-      else:
-        top_k = _top_k_pixel_count(tf.size(weighted_losses),
-                                   top_k_percent_pixels,
-                                   hard_example_mining_step)
-        top_k_losses, _ = tf.nn.top_k(weighted_losses, k=top_k, sorted=True)
-        num_present = tf.reduce_sum(
-            tf.cast(tf.not_equal(top_k_losses, 0.0), tf.float32))
-        loss = tf.math.divide_no_nan(
-            tf.reduce_sum(top_k_losses), num_present, name='loss')
+      weighted_losses, weights = _weighted_pixel_losses(
+          logits, labels, num_classes, ignore_label, loss_weight,
+          upsample_logits)
+      loss = _normalized_loss(weighted_losses, weights, top_k_percent_pixels,
+                              hard_example_mining_step)
       tf.losses.add_loss(loss)
       added_losses.append(loss)
   return added_losses
@@ -320,10 +346,10 @@ def _resolve_checkpoint(path):
   return checkpoint, reader.get_variable_to_shape_map()
 
 
-def _format_names(names):
-  shown = ', '.join(names[:_MAX_NAMES_IN_MESSAGE])
-  if len(names) > _MAX_NAMES_IN_MESSAGE:
-    shown += ', ... (%d more)' % (len(names) - _MAX_NAMES_IN_MESSAGE)
+def _format_names_for_error(names):
+  shown = ', '.join(names[:_MAX_NAMES_IN_ERROR])
+  if len(names) > _MAX_NAMES_IN_ERROR:
+    shown += ', ... (%d more)' % (len(names) - _MAX_NAMES_IN_ERROR)
   return shown
 
 
@@ -394,10 +420,11 @@ def get_model_init_fn(train_logdir,
   if missing:
     if not ignore_missing_vars:
       raise InputError('%d variables missing from checkpoint %s: %s'
-                       % (len(missing), checkpoint, _format_names(missing)))
+                       % (len(missing), checkpoint,
+                          _format_names_for_error(missing)))
     logging.info('%d variables not in checkpoint %s, keeping their '
                  'initializers: %s', len(missing), checkpoint,
-                 _format_names(missing))
+                 ', '.join(missing))
   if not var_list:
     raise InputError('checkpoint %s shares no variable with the model'
                      % checkpoint)

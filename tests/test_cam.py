@@ -105,8 +105,8 @@ def test_weights_average_gradient_over_batch_and_rows():
   grads = kernel[None] * features[..., None]  # [B, h, w, F, K]
   weights = grads.mean(axis=(0, 1))  # [w, F, K]
   channel_weights = np.moveaxis(weights, -1, 0)  # [K, w, F]
-  np.testing.assert_allclose(cams, _reference(features, channel_weights, labels),
-                             atol=1e-5)
+  expected = _reference(features, channel_weights, labels)
+  np.testing.assert_allclose(cams, expected, atol=1e-5)
 
 
 def test_all_negative_map_is_zero_not_nan():
