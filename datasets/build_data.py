@@ -80,12 +80,16 @@ def example_from_arrays(name, image, label, num_classes, image_format='jpeg'):
 
 
 def example_from_encoded(name, image_data, image_format, height, width, label,
-                         num_classes):
-  """Checks and encodes an already encoded image with its HxW uint8 label."""
+                         num_classes, where=None):
+  """Checks and encodes an already encoded image with its HxW uint8 label.
+
+  `where` (default `name`) names the label in error messages, e.g. its file.
+  """
+  where = where or name
   if label.shape[:2] != (height, width):
     raise BuildError('%s: label size %s differs from image size %s' %
-                     (name, label.shape[:2], (height, width)))
-  check_label(label, num_classes, name)
+                     (where, label.shape[:2], (height, width)))
+  check_label(label, num_classes, where)
   return image_seg_to_tfexample(image_data, name, height, width,
                                 encode_image(label, 'png'), image_format)
 

@@ -28,3 +28,26 @@ def format_fixture_dir(tmp_path_factory):
   os.symlink(FORMAT_FIXTURE,
              os.path.join(directory, 'val-00000-of-00001.tfrecord'))
   return str(directory)
+
+
+@pytest.fixture(scope='session')
+def synthetic_dir(tmp_path_factory):
+  """A small synthetic dataset (dataset name `synthetic`): 48 train, 8 val."""
+  from datasets import build_synthetic_data
+  directory = str(tmp_path_factory.mktemp('synthetic'))
+  build_synthetic_data.build(directory, seed=0, num_train=48, num_val=8,
+                             image_size=96, num_shards=2)
+  return directory
+
+
+def run_script(script, *args, timeout=900):
+  """Runs `python <script> args...` from the repo root; returns the process.
+
+  Scripts are run as users run them, so flag parsing, exit codes and messages
+  are tested too.
+  """
+  import subprocess
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
+  return subprocess.run([sys.executable, script] + [str(a) for a in args],
+                        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                        timeout=timeout)
