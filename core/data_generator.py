@@ -142,7 +142,7 @@ def get_dataset_descriptor(dataset_name):
 
 
 def decode_image(content, channels):
-  """Decodes JPEG (sniffed by its magic bytes) or else PNG to uint8 [h, w, c]."""
+  """Decodes JPEG (sniffed by magic bytes) or else PNG to uint8 [h, w, c]."""
   return tf.cond(
       tf.image.is_jpeg(content),
       lambda: tf.image.decode_jpeg(content, channels),
@@ -338,5 +338,5 @@ class Dataset(object):
     return dataset.prefetch(self.batch_size)
 
   def get_one_shot_iterator(self):
-    """Returns a one-shot iterator; `get_next()` yields the batched sample dict."""
+    """Returns a one-shot iterator; `get_next()` yields the batched samples."""
     return tf.data.make_one_shot_iterator(self.get_dataset())

@@ -3,8 +3,8 @@
 Training (SPEC 2.4/2.5): optional resize-to-range, random scale, optional strong
 colour jitter on the scaled image, pad to the crop (image and strong view with
 the mean pixel, label with the ignore label, valid mask with 0), one random crop
-shared by all views, cut-out on the strong view (which also ignores the label and
-the valid mask there), one horizontal flip shared by all views.
+shared by all views, cut-out on the strong view (which also ignores the label
+and the valid mask there), one horizontal flip shared by all views.
 
 Evaluation (SPEC 2.7): optional resize-to-range, then pad to the crop size; the
 image must already fit in the crop.
@@ -39,14 +39,27 @@ def strong_color_jitter(image, seed):
   return jittered * 255.
 
 
+_TOO_LARGE = ('Image larger than the eval crop size; increase the crop size '
+              '(eval_crop_size / vis_crop_size) to at least the largest image.')
+
+
 def _check_fits_crop(image, crop_height, crop_width):
-  """Run-time check that `image` is not larger than the eval crop."""
+  """Checks that `image` is not larger than the eval crop.
+
+  Returns:
+    The run-time assertion op (for dynamic shapes).
+
+  Raises:
+    InputError: if the image shape is static and too large.
+  """
   height, width, _ = preprocess_utils.resolve_shape(image, 3)
+  if isinstance(height, int) and isinstance(width, int) and (
+      height > crop_height or width > crop_width):
+    raise InputError('%s Image height, width: %d, %d; crop: %d, %d.' %
+                     (_TOO_LARGE, height, width, crop_height, crop_width))
   return tf.debugging.Assert(
       tf.logical_and(height <= crop_height, width <= crop_width),
-      ['Image larger than the eval crop size; increase the crop size '
-       '(eval_crop_size / vis_crop_size) to at least the largest image. '
-       'Image height, width:', height, width,
+      [_TOO_LARGE, 'Image height, width:', height, width,
        'crop height, width:', crop_height, crop_width])
 
 
@@ -89,9 +102,9 @@ def preprocess_image_and_label(image, label, crop_height, crop_width,
     `common.LABEL` int32 [crop_h, crop_w, 1] (if a label was given),
     `common.VALID` int32 [crop_h, crop_w, 1] (if output_valid: 1 on the image,
     0 on padding and cut-out) and `common.STRONG` float32 [crop_h, crop_w, 3]
-    (if strong_weak). Training outputs have a static crop shape; eval outputs are
-    padded to the crop size and fail at run time (InvalidArgumentError) if the
-    (resized) image is larger than the crop.
+    (if strong_weak). Training outputs have a static crop shape; eval outputs
+    are padded to the crop size; a (resized) image larger than the crop raises
+    InputError for static shapes, else InvalidArgumentError at run time.
 
   Raises:
     InputError: if strong_weak is requested outside training, or the scale
@@ -160,7 +173,7 @@ def preprocess_image_and_label(image, label, crop_height, crop_width,
 
 def _preprocess_for_eval(image, label, crop_height, crop_width, ignore_label,
                          output_valid):
-  """Pads image/label/valid to the crop size (bottom/right) with a static shape."""
+  """Pads image/label/valid bottom/right to the crop size, with static shape."""
   with tf.control_dependencies([_check_fits_crop(image, crop_height,
                                                  crop_width)]):
     image = tf.identity(image)

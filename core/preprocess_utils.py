@@ -1,4 +1,4 @@
-"""Tensor-level helpers of the input preprocessing (pad, crop, flip, scale, jitter).
+"""Tensor helpers of the input preprocessing (pad, crop, flip, scale, jitter).
 
 Every random helper takes an explicit `seed`: an int64 tensor of shape [2] that
 keys TF's stateless random ops. The same seed always gives the same draw, so a
@@ -33,7 +33,7 @@ def split_seed(seed, num):
 
 
 def resolve_shape(tensor, rank):
-  """Returns the shape of `tensor` as a list: static ints where known, else scalars."""
+  """Returns the shape of `tensor`: static ints where known, else scalars."""
   static = tensor.get_shape().with_rank(rank).as_list()
   dynamic = tf.unstack(tf.shape(tensor), rank)
   return [s if s is not None else d for s, d in zip(static, dynamic)]
@@ -50,8 +50,17 @@ def pad_to_size(tensor, target_height, target_width, pad_value):
 
   Returns:
     The padded tensor, same dtype.
+
+  Raises:
+    InputError: if the sizes are static and the target is smaller.
   """
   height, width, _ = resolve_shape(tensor, 3)
+  if all(isinstance(size, int)
+         for size in (height, width, target_height, target_width)):
+    if target_height < height or target_width < width:
+      raise InputError('Cannot pad a tensor of height, width %d, %d to the '
+                       'smaller size %d, %d.' % (height, width, target_height,
+                                                 target_width))
   check = tf.debugging.Assert(
       tf.logical_and(tf.greater_equal(target_height, height),
                      tf.greater_equal(target_width, width)),
@@ -123,8 +132,8 @@ def get_random_scale(min_scale_factor, max_scale_factor, step_size, seed):
   Args:
     min_scale_factor: Python float > 0.
     max_scale_factor: Python float >= min_scale_factor.
-    step_size: 0 for a continuous U[min, max) draw; otherwise the scale is one of
-      linspace(min, max, int((max - min) / step_size + 1)), uniformly.
+    step_size: 0 for a continuous U[min, max) draw; otherwise the scale is
+      uniformly one of linspace(min, max, int((max - min) / step_size + 1)).
     seed: stateless seed, shape [2].
 
   Returns:
@@ -292,7 +301,7 @@ def cutout_mask(height, width, center_y, center_x, pad_size):
 
 
 def random_cutout(tensors_and_fill_values, pad_size, seed):
-  """Overwrites one random square (centre uniform over the image) in each tensor.
+  """Overwrites one random square (centre uniform over the image) per tensor.
 
   Args:
     tensors_and_fill_values: list of (rank-3 tensor, Python fill value); all
