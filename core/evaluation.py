@@ -8,7 +8,6 @@ Conventions: a confusion matrix is an int64 numpy array [C, C] whose rows are
 ground-truth classes and whose columns are predicted classes (the layout of
 `tf.math.confusion_matrix`).
 """
-import glob
 import json
 import math
 import os
@@ -47,7 +46,7 @@ def require_flags(flag_values, names):
 
 
 def parse_crop_size(values, flag_name):
-  """Returns [height, width] (ints > 0) from a list flag such as ['513', '513']."""
+  """Returns [height, width] (ints > 0) from a list flag like ['513', '513']."""
   try:
     crop = [int(value) for value in values]
   except (TypeError, ValueError):
@@ -92,9 +91,9 @@ def check_dataset_split(registry, dataset_name, split, dataset_dir):
   if split not in splits_to_sizes:
     raise InputError('unknown split %r for dataset %s; known: %s' %
                      (split, dataset_name, ', '.join(sorted(splits_to_sizes))))
-  if not os.path.isdir(dataset_dir):
+  if not tf.io.gfile.isdir(dataset_dir):
     raise InputError('--dataset_dir %s is not a directory' % dataset_dir)
-  if not glob.glob(os.path.join(dataset_dir, split + '-*')):
+  if not tf.io.gfile.glob(os.path.join(dataset_dir, split + '-*')):
     raise InputError('no tfrecord files %s-* in --dataset_dir %s' %
                      (split, dataset_dir))
   return splits_to_sizes[split]
@@ -118,16 +117,18 @@ def latest_checkpoint(directory):
 
   Uses the `checkpoint` state file when it names an existing checkpoint;
   otherwise (state file missing or stale, e.g. copied checkpoints) the prefix
-  with the highest `-<step>` suffix, then the most recent, among `*.index` files.
+  with the highest `-<step>` suffix, then the most recent, among `*.index`
+  files.
   """
   path = tf.train.latest_checkpoint(directory)
   if path and _is_checkpoint_prefix(path):
     return path
-  prefixes = [index[:-len('.index')]
-              for index in glob.glob(os.path.join(directory, '*.index'))]
-  if not prefixes:
+  indexes = tf.io.gfile.glob(os.path.join(directory, '*.index'))
+  if not indexes:
     return None
-  return max(prefixes, key=lambda p: (_step_of(p), os.path.getmtime(p + '.index')))
+  newest = max(indexes, key=lambda index: (_step_of(index[:-len('.index')]),
+                                           tf.io.gfile.stat(index).mtime_nsec))
+  return newest[:-len('.index')]
 
 
 def resolve_checkpoint(path, flag_name='checkpoint_dir'):
@@ -142,7 +143,7 @@ def resolve_checkpoint(path, flag_name='checkpoint_dir'):
   Returns:
     The checkpoint prefix (str).
   """
-  if os.path.isdir(path):
+  if tf.io.gfile.isdir(path):
     found = latest_checkpoint(path)
     if found is None:
       raise InputError('--%s %s holds no checkpoint' % (flag_name, path))
@@ -162,20 +163,20 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
   The latest checkpoint is yielded at once; afterwards `checkpoint_dir` is
   polled every `interval_secs` and each new checkpoint is yielded, at least
   `interval_secs` after the previous yield. A checkpoint prefix (instead of a
-  directory) is yielded once. Stops after `max_evaluations` yields (<= 0: never).
+  directory) is yielded once. Stops after `max_evaluations` yields (<= 0:
+  never).
 
   With `max_evaluations > 0` an absent checkpoint is an InputError at once (a
   bounded run must not wait forever); otherwise the first checkpoint is awaited.
   """
-  if not os.path.isdir(checkpoint_dir):
+  if not tf.io.gfile.isdir(checkpoint_dir):
     if max_evaluations > 0 or _is_checkpoint_prefix(
         _CHECKPOINT_FILE_SUFFIX.sub('', checkpoint_dir)):
       yield resolve_checkpoint(checkpoint_dir)
       return
     logging.info('Waiting for %s to be created.', checkpoint_dir)
-  elif max_evaluations > 0:
-    # Raises InputError when the directory holds no checkpoint.
-    resolve_checkpoint(checkpoint_dir)
+  elif max_evaluations > 0 and find_latest(checkpoint_dir) is None:
+    raise InputError('--checkpoint_dir %s holds no checkpoint' % checkpoint_dir)
   poll_secs = max(interval_secs, 1)
   last, count, last_start = None, 0, None
   while max_evaluations <= 0 or count < max_evaluations:
@@ -183,7 +184,8 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
       remaining = last_start + interval_secs - clock()
       if remaining > 0:
         sleep(remaining)
-    path = find_latest(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    path = (find_latest(checkpoint_dir) if tf.io.gfile.isdir(checkpoint_dir)
+            else None)
     if path is None or path == last:
       logging.info('Waiting for a new checkpoint in %s.', checkpoint_dir)
       sleep(poll_secs)
@@ -193,7 +195,7 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
 
 
 def checkpoint_global_step(checkpoint_path):
-  """Returns the checkpoint's `global_step` value, else its `-<step>` suffix, else None."""
+  """The checkpoint's `global_step`, else its `-<step>` suffix, else None."""
   reader = tf.train.load_checkpoint(checkpoint_path)
   if reader.has_tensor('global_step'):
     return int(reader.get_tensor('global_step'))
@@ -221,8 +223,8 @@ def restore_variables(sess, checkpoint_path, variables=None):
       missing.append(variable)
       continue
     if list(shapes[name]) != variable.shape.as_list():
-      raise InputError('variable %s has shape %s in checkpoint %s but %s in the '
-                       'model: check the model flags and the dataset' %
+      raise InputError('variable %s has shape %s in checkpoint %s but %s in '
+                       'the model: check the model flags and the dataset' %
                        (name, shapes[name], checkpoint_path,
                         variable.shape.as_list()))
     present[name] = variable
@@ -243,8 +245,20 @@ def restore_variables(sess, checkpoint_path, variables=None):
 # Metrics.
 
 
+def _flat_labels(labels, num_classes, ignore_label):
+  """Flattens labels: returns labels int64 [P], counted [P], bad [P] (bool).
+
+  `counted`: a class id in 0..C-1 other than ignore_label (ADE20K ignores 0);
+  `bad`: neither a class id nor ignore_label.
+  """
+  labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+  in_range = (labels >= 0) & (labels < num_classes)
+  not_ignored = tf.not_equal(labels, ignore_label)
+  return labels, in_range & not_ignored, ~in_range & not_ignored
+
+
 def batch_confusion_matrix(labels, predictions, num_classes, ignore_label):
-  """Graph op: the confusion matrix of one batch, ignored pixels excluded.
+  """Graph op: the confusion matrix of one batch over the labelled pixels.
 
   Args:
     labels: int tensor [N, H, W] or [N, H, W, 1], class ids or `ignore_label`.
@@ -253,17 +267,28 @@ def batch_confusion_matrix(labels, predictions, num_classes, ignore_label):
     ignore_label: label value given weight 0.
 
   Returns:
-    int64 tensor [C, C], rows = ground truth, columns = prediction.
+    int64 tensor [C, C], rows = ground truth, columns = prediction. Pixels whose
+    label is not in 0..C-1 (ignored or invalid, see `invalid_label_count`) are
+    not counted.
   """
-  labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+  labels, counted, _ = _flat_labels(labels, num_classes, ignore_label)
   predictions = tf.reshape(tf.cast(predictions, tf.int64), [-1])
-  valid = tf.not_equal(labels, ignore_label)
-  # Ignored pixels get a legal class id so confusion_matrix accepts them;
+  # Uncounted pixels get a legal class id so confusion_matrix accepts them;
   # their weight 0 keeps them out of the counts.
-  labels = tf.where(valid, labels, tf.zeros_like(labels))
+  labels = tf.where(counted, labels, tf.zeros_like(labels))
   return tf.math.confusion_matrix(labels, predictions, num_classes=num_classes,
-                                  weights=tf.cast(valid, tf.int64),
+                                  weights=tf.cast(counted, tf.int64),
                                   dtype=tf.int64)
+
+
+def invalid_label_count(labels, num_classes, ignore_label):
+  """Graph op: int64 scalar, pixels whose label is no class id nor ignore_label.
+
+  Non-zero means the labels are not class-index maps of this dataset (e.g. a
+  palette PNG decoded as luminance, or the wrong --dataset).
+  """
+  _, _, bad = _flat_labels(labels, num_classes, ignore_label)
+  return tf.reduce_sum(tf.cast(bad, tf.int64))
 
 
 def iou_denominators(confusion):
@@ -289,7 +314,7 @@ def mean_iou(confusion):
 
 
 def summary_class_iou(confusion):
-  """The per-class values of `eval/miou_class_<c>`: NaN for classes absent from GT.
+  """Per-class values of `eval/miou_class_<c>`: NaN for classes not in the GT.
 
   Same IoU, but a class with no ground-truth pixel (TP + FN = 0) is NaN even
   when it was predicted, as in the original's summaries.
@@ -369,15 +394,21 @@ def results_record(checkpoint_path, global_step, confusion, num_images,
   return record
 
 
+def _format_json(data):
+  """JSON text of a dict, one line per key (a C x C matrix stays one line)."""
+  lines = ['  %s: %s' % (json.dumps(key), json.dumps(value, allow_nan=False))
+           for key, value in data.items()]
+  return '{\n%s\n}\n' % ',\n'.join(lines)
+
+
 def write_json_atomically(path, data):
-  """Writes `data` as JSON to `path` via a temporary file and os.replace."""
+  """Writes the dict `data` as JSON to `path` (temporary file + os.replace)."""
   directory = os.path.dirname(os.path.abspath(path))
   handle, temporary = tempfile.mkstemp(
       dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
   try:
     with os.fdopen(handle, 'w') as stream:
-      json.dump(data, stream, indent=2, allow_nan=False)
-      stream.write('\n')
+      stream.write(_format_json(data))
     os.replace(temporary, path)
   except BaseException:
     os.remove(temporary)
@@ -391,7 +422,8 @@ def write_results(logdir, record):
     The path of the per-checkpoint file.
   """
   step = record['global_step']
-  tag = str(step) if step is not None else os.path.basename(record['checkpoint'])
+  tag = (str(step) if step is not None
+         else os.path.basename(record['checkpoint']))
   path = os.path.join(logdir, 'results-%s.json' % tag)
   write_json_atomically(path, record)
   write_json_atomically(os.path.join(logdir, 'results.json'), record)
@@ -410,21 +442,20 @@ def write_scalar_summaries(writer, values, step):
 class ProgressLogger(object):
   """Logs `done/total images (x images/s)` every `every` images."""
 
-  def __init__(self, total, every, what='images'):
+  def __init__(self, total, every):
     self._total = total
     self._every = max(1, every)
-    self._what = what
     self._start = time.time()
     self._next = self._every
     self.done = 0
 
   def _log(self, prefix=''):
     elapsed = max(time.time() - self._start, 1e-9)
-    logging.info('%s%d/%d %s (%.2f %s/s)', prefix, self.done, self._total,
-                 self._what, self.done / elapsed, self._what)
+    logging.info('%s%d/%d images (%.2f images/s)', prefix, self.done,
+                 self._total, self.done / elapsed)
 
   def add(self, count):
-    """Records `count` more processed images, logging when a multiple is passed."""
+    """Records `count` more images; logs on passing a multiple of `every`."""
     self.done += count
     if self.done >= self._next:
       self._log()
@@ -457,27 +488,10 @@ def output_name(image_name, index):
 
 
 def convert_train_id_to_eval_id(prediction, train_id_to_eval_id):
-  """Maps class ids through `train_id_to_eval_id`; other ids are left unchanged."""
+  """Maps class ids through `train_id_to_eval_id`; other ids stay unchanged."""
   table = np.arange(max(256, int(prediction.max()) + 1), dtype=np.int64)
   table[:len(train_id_to_eval_id)] = train_id_to_eval_id
   return table[prediction].astype(prediction.dtype)
-
-
-def resized_image_size(height, width, min_size, max_size, factor=None):
-  """The (height, width) the resize-to-range preprocessing gives an image.
-
-  Short side scaled to `min_size` (sizes floored) unless the long side then
-  exceeds `max_size`, in which case the long side is scaled to `max_size`
-  instead; with `factor`, sizes are raised to the next `k * factor + 1`.
-  """
-  def scaled(scale):
-    return [int(math.floor(height * scale)), int(math.floor(width * scale))]
-  size = scaled(min_size / float(min(height, width)))
-  if max(size) > max_size:
-    size = scaled(max_size / float(max(height, width)))
-  if factor:
-    size = [s + (factor - (s - 1) % factor) % factor for s in size]
-  return size
 
 
 def resize_nearest_align_corners(label, height, width):
@@ -492,4 +506,6 @@ def resize_nearest_align_corners(label, height, width):
     positions = np.arange(size_out) * (size_in - 1) / float(size_out - 1)
     return np.minimum(np.floor(positions + 0.5).astype(np.int64), size_in - 1)
   label = np.asarray(label)
-  return label[indices(label.shape[0], height)][:, indices(label.shape[1], width)]
+  rows = indices(label.shape[0], height)
+  columns = indices(label.shape[1], width)
+  return label[rows][:, columns]

@@ -145,6 +145,12 @@ def training_dataset(split, batch_size, strong_weak=False, output_valid=False,
       seed=seed)
 
 
+def create_global_step(config):
+  """The global step, placed with the model variables."""
+  with tf.device(config.variables_device()):
+    return tf.train.get_or_create_global_step()
+
+
 def create_clones(config, build_clone_fn):
   """Builds the model once per clone, sharing variables.
 
@@ -246,12 +252,16 @@ def last_layer_scopes():
   return model.get_extra_layer_scopes(FLAGS.last_layers_contain_logits_only)
 
 
+TrainOp = collections.namedtuple('TrainOp',
+                                 ['train_tensor', 'total_loss', 'step'])
+
+
 def build_train_op(clones, optimizer, global_step, gradient_multipliers=None):
   """Gradient step + clone-0 BN updates + monitoring updates.
 
   Returns:
-    (train_tensor, total_loss): running train_tensor performs one step and
-    returns the total loss, which is checked for NaN/Inf first.
+    TrainOp: running `train_tensor` performs one step and returns the total
+    loss (checked for NaN/Inf first); `step` is the global step after it.
   """
   total_loss, grads_and_vars = optimize_clones(clones, optimizer)
   total_loss = tf.debugging.check_numerics(
@@ -268,7 +278,8 @@ def build_train_op(clones, optimizer, global_step, gradient_multipliers=None):
   update_ops.append(grad_updates)
   with tf.control_dependencies([tf.group(*update_ops)]):
     train_tensor = tf.identity(total_loss, name='train_op')
-  return train_tensor, total_loss
+    step = tf.identity(global_step, name='step_after_update')
+  return TrainOp(train_tensor, total_loss, step)
 
 
 def add_loss_summaries(clones, total_loss, learning_rate):
@@ -288,14 +299,15 @@ def add_loss_summaries(clones, total_loss, learning_rate):
 class ProgressHook(tf.train.SessionRunHook):
   """Logs step, losses, learning rate, images/s and ETA every `every_n` steps."""
 
-  def __init__(self, total_loss, learning_rate, last_step, images_per_step,
+  def __init__(self, train_op, learning_rate, last_step, images_per_step,
                every_n):
-    self._fetches = {'total_loss': total_loss, 'learning_rate': learning_rate}
+    self._fetches = {'total_loss': train_op.total_loss,
+                     'learning_rate': learning_rate}
+    self._step = train_op.step
     self._scalars = dict(tf.get_collection(CONSOLE_SCALARS))
     self._last_step = last_step
     self._images_per_step = images_per_step
     self._every_n = max(1, every_n)
-    self._global_step = tf.train.get_global_step()
 
   def begin(self):
     self._last_time = None
@@ -304,11 +316,11 @@ class ProgressHook(tf.train.SessionRunHook):
 
   def before_run(self, run_context):
     return tf.train.SessionRunArgs({
-        'step': self._global_step, 'values': self._fetches,
+        'step': self._step, 'values': self._fetches,
         'scalars': self._scalars})
 
   def after_run(self, run_context, run_values):
-    step = run_values.results['step'] + 1
+    step = run_values.results['step']
     self.last_completed_step = step
     now = time.time()
     if self._last_time is None:
@@ -365,19 +377,17 @@ def train(config, build_clone_fn, images_per_step):
     images_per_step: images consumed per step (for the images/s figure).
   """
   tf.set_random_seed(FLAGS.seed)
-  with slim.arg_scope([slim.variable], device=config.variables_device()):
-    global_step = tf.train.get_or_create_global_step()
+  global_step = create_global_step(config)
   clones = create_clones(config, build_clone_fn)
   with tf.device(config.optimizer_device()):
     learning_rate, optimizer = learning_rate_and_optimizer(global_step)
     gradient_multipliers = train_utils.get_model_gradient_multipliers(
         last_layer_scopes(), FLAGS.last_layer_gradient_multiplier)
-    train_tensor, total_loss = build_train_op(clones, optimizer, global_step,
-                                              gradient_multipliers)
-  add_loss_summaries(clones, total_loss, learning_rate)
+    train_op = build_train_op(clones, optimizer, global_step,
+                              gradient_multipliers)
+  add_loss_summaries(clones, train_op.total_loss, learning_rate)
   init_fn = init_fn_from_flags()
-  run_loop(config, train_tensor, total_loss, learning_rate, images_per_step,
-           init_fn)
+  run_loop(config, train_op, learning_rate, images_per_step, init_fn)
 
 
 def _session_config():
@@ -396,15 +406,14 @@ def _save_now(session, saver, global_step):
   session.run_step_fn(save)
 
 
-def run_loop(config, train_tensor, total_loss, learning_rate, images_per_step,
-             init_fn):
-  """Runs train_tensor until --training_number_of_steps, checkpointing."""
+def run_loop(config, train_op, learning_rate, images_per_step, init_fn):
+  """Runs the train op until --training_number_of_steps, checkpointing."""
   last_step = FLAGS.training_number_of_steps
   saver = tf.train.Saver(max_to_keep=FLAGS.max_to_keep,
                          keep_checkpoint_every_n_hours=10000.0)
   scaffold = tf.train.Scaffold(init_fn=init_fn, saver=saver)
-  progress = ProgressHook(total_loss, learning_rate, last_step,
-                          images_per_step, FLAGS.log_steps)
+  progress = ProgressHook(train_op, learning_rate, last_step, images_per_step,
+                          FLAGS.log_steps)
   hooks = [tf.train.StopAtStepHook(last_step=last_step), progress]
   if FLAGS.profile_logdir:
     hooks.append(tf.train.ProfilerHook(save_steps=max(1, FLAGS.log_steps),
@@ -425,7 +434,7 @@ def run_loop(config, train_tensor, total_loss, learning_rate, images_per_step,
                               FLAGS.startup_delay_steps)
     try:
       while not session.should_stop():
-        session.run(train_tensor)
+        session.run(train_op.train_tensor)
     except tf.errors.InvalidArgumentError as error:
       if 'Loss is inf or nan' not in error.message:
         raise

@@ -90,6 +90,14 @@ flags.DEFINE_boolean('add_flipped_images', False,
 flags.DEFINE_integer('quantize_delay_step', -1,
                      'Quantization-aware training/eval is not available on TF2 '
                      '(tf.contrib.quantize is gone); any value >= 0 is an error.')
+flags.DEFINE_string('checkpoint_dir', None,
+                    'eval.py / vis.py: a checkpoint folder (eval.py watches it '
+                    'for new checkpoints, vis.py takes the latest) or a '
+                    'checkpoint prefix such as model.ckpt-30000.')
+flags.DEFINE_integer('eval_interval_secs', 300,
+                     'eval.py: seconds between polls of --checkpoint_dir for '
+                     'new checkpoints (and at least between two evaluations); '
+                     'unused by vis.py.')
 flags.DEFINE_boolean('weakly', False,
                      'Also train/evaluate the image-level classification head.')
 

@@ -36,10 +36,11 @@ def _one_step(num_clones):
   with tf.Graph().as_default():
     config = training.DeploymentConfig(num_clones=num_clones,
                                        clone_on_cpu=False)
-    global_step = tf.train.get_or_create_global_step()
+    global_step = training.create_global_step(config)
     clones = training.create_clones(config, _linear_clone_fn(num_clones))
     optimizer = tf.train.GradientDescentOptimizer(0.5)
-    train_tensor, _ = training.build_train_op(clones, optimizer, global_step)
+    train_tensor = training.build_train_op(clones, optimizer,
+                                           global_step).train_tensor
     with tf.Session(config=tf.ConfigProto(allow_soft_placement=True)) as sess:
       sess.run(tf.global_variables_initializer())
       loss = sess.run(train_tensor)
@@ -110,11 +111,11 @@ def test_parameter_server_places_variables_on_ps_and_trains():
   with tf.Graph().as_default():
     config = training.DeploymentConfig(num_clones=1, clone_on_cpu=True,
                                        num_ps_tasks=1, num_replicas=1)
-    with slim.arg_scope([slim.variable], device=config.variables_device()):
-      global_step = tf.train.get_or_create_global_step()
+    global_step = training.create_global_step(config)
     clones = training.create_clones(config, _linear_clone_fn(1))
     optimizer = tf.train.GradientDescentOptimizer(0.05)
-    train_tensor, _ = training.build_train_op(clones, optimizer, global_step)
+    train_tensor = training.build_train_op(clones, optimizer,
+                                           global_step).train_tensor
     weights = slim.get_model_variables()[0]
     assert weights.device.startswith('/job:ps')
     assert global_step.device.startswith('/job:ps')

@@ -1,0 +1,219 @@
+"""Evaluates segmentation checkpoints on a split: mIoU (and, with --weakly,
+multi-label classification accuracy/precision/recall).
+
+The latest checkpoint in --checkpoint_dir is evaluated at once; new checkpoints
+are then picked up every --eval_interval_secs until --max_number_of_evaluations
+checkpoints were evaluated (<= 0: forever). For each checkpoint the results go
+to scalar summaries in --eval_logdir and to `<eval_logdir>/results-<step>.json`
+and `<eval_logdir>/results.json` (latest).
+
+  python eval.py --logtostderr --eval_split=val --model_variant=xception_65 \
+    --atrous_rates=6 --atrous_rates=12 --atrous_rates=18 --output_stride=16 \
+    --decoder_output_stride=4 --eval_crop_size=513,513 \
+    --checkpoint_dir=TRAIN_LOGDIR --eval_logdir=EVAL_LOGDIR \
+    --dataset_dir=DATASET --max_number_of_evaluations=1
+"""
+import os
+
+import numpy as np
+from absl import app
+from absl import flags
+from absl import logging
+
+from core import data_generator
+from core import evaluation
+from deeplab import common
+from deeplab import model
+from deeplab.tf_compat import tf
+from utils.errors import InputError
+from utils.errors import run_reporting_input_errors
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string('eval_logdir', None,
+                    'Where summaries and results JSON files are written '
+                    '(required).')
+flags.DEFINE_integer('eval_batch_size', 1, 'Images per evaluation batch.')
+flags.DEFINE_list('eval_crop_size', '513,513',
+                  'Height,width every image is padded to: 513,513 for VOC, '
+                  '641,641 for COCO (larger images fail).')
+flags.DEFINE_string('eval_split', 'val', 'Split (tfrecord prefix) to evaluate.')
+flags.DEFINE_integer('max_number_of_evaluations', 0,
+                     'Number of checkpoints to evaluate before exiting; <= 0 '
+                     'evaluates new checkpoints forever.')
+
+# Images between two progress lines.
+_PROGRESS_EVERY = 100
+
+
+def _model_options(num_classes, crop_size):
+  """ModelOptions from the flags; unsupported flag values are InputErrors."""
+  try:
+    return common.ModelOptions({common.OUTPUT_TYPE: num_classes},
+                               crop_size=crop_size,
+                               atrous_rates=FLAGS.atrous_rates,
+                               output_stride=FLAGS.output_stride)
+  except ValueError as error:
+    raise InputError(str(error)) from error
+
+
+def _check_flags():
+  """Validates the flags; returns (crop_size, eval_scales, split_size)."""
+  evaluation.require_flags(FLAGS,
+                           ['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
+  crop_size = evaluation.parse_crop_size(FLAGS.eval_crop_size, 'eval_crop_size')
+  evaluation.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
+  if FLAGS.eval_interval_secs < 0:
+    raise InputError('--eval_interval_secs must be >= 0')
+  scales = evaluation.check_scales(FLAGS.eval_scales)
+  if FLAGS.eval_split == common.TEST_SET:
+    raise InputError('the %s split has no labels to evaluate' % common.TEST_SET)
+  split_size = evaluation.check_dataset_split(
+      data_generator.DATASETS, FLAGS.dataset, FLAGS.eval_split,
+      FLAGS.dataset_dir)
+  _model_options(data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
+  if os.path.exists(FLAGS.eval_logdir) and not os.path.isdir(FLAGS.eval_logdir):
+    raise InputError('--eval_logdir %s exists and is not a directory' %
+                     FLAGS.eval_logdir)
+  return crop_size, scales, split_size
+
+
+def _build_graph(crop_size, scales):
+  """Builds the input pipeline, the model and the per-batch metric tensors.
+
+  Returns:
+    (fetches, num_classes). Fetches: `confusion` int64 [C, C] of the batch,
+    `invalid_labels` int64 (pixels with a label that is no class id nor the
+    ignore label), `image_name` string [N], and with --weakly `cls_counts`
+    int64 [4] (TP, FP, FN, TN).
+  """
+  dataset = data_generator.Dataset(
+      dataset_name=FLAGS.dataset, split_name=FLAGS.eval_split,
+      dataset_dir=FLAGS.dataset_dir, batch_size=FLAGS.eval_batch_size,
+      crop_size=crop_size, min_resize_value=FLAGS.min_resize_value,
+      max_resize_value=FLAGS.max_resize_value,
+      resize_factor=FLAGS.resize_factor, model_variant=FLAGS.model_variant,
+      num_readers=2, is_training=False, should_shuffle=False,
+      should_repeat=False, with_cls=FLAGS.weakly, output_original=False)
+  samples = dataset.get_one_shot_iterator().get_next()
+  num_classes = dataset.num_of_classes
+  options = _model_options(num_classes, crop_size)
+  images = samples[common.IMAGE]
+  if scales == [1.0] and not FLAGS.add_flipped_images:
+    predictions = model.predict_labels(images, options,
+                                       image_pyramid=FLAGS.image_pyramid)
+  else:
+    predictions = model.predict_labels_multi_scale(
+        images, options, eval_scales=scales,
+        add_flipped_images=FLAGS.add_flipped_images)
+  labels = samples[common.LABEL]
+  fetches = {
+      'confusion': evaluation.batch_confusion_matrix(
+          labels, predictions[common.OUTPUT_TYPE], num_classes,
+          dataset.ignore_label),
+      'invalid_labels': evaluation.invalid_label_count(
+          labels, num_classes, dataset.ignore_label),
+      'image_name': samples[common.IMAGE_NAME],
+  }
+  if FLAGS.weakly:
+    cls_logits, _ = model.classification_logits(
+        images, options, num_classes=num_classes - 1, weight_decay=0.0,
+        is_training=False, fine_tune_batch_norm=False)
+    fetches['cls_counts'] = evaluation.multilabel_counts(
+        cls_logits, samples[common.CLS_LABEL])
+  return fetches, num_classes
+
+
+def _check_labels(values, num_classes):
+  """Raises InputError if the batch holds labels that are no class id."""
+  if values['invalid_labels']:
+    names = ', '.join(name.decode('utf-8', 'replace')
+                      for name in values['image_name'])
+    raise InputError(
+        '%d label pixels of image(s) %s in split %s are neither a class id '
+        '0..%d of dataset %s nor its ignore label: the labels must be '
+        'class-index PNGs of this dataset' %
+        (values['invalid_labels'], names, FLAGS.eval_split, num_classes - 1,
+         FLAGS.dataset))
+
+
+def _evaluate(checkpoint_path, crop_size, scales, split_size):
+  """One pass over the split with one checkpoint; returns the results record."""
+  with tf.Graph().as_default():
+    fetches, num_classes = _build_graph(crop_size, scales)
+    with tf.Session(FLAGS.master) as sess:
+      evaluation.restore_variables(sess, checkpoint_path)
+      confusion = np.zeros([num_classes, num_classes], dtype=np.int64)
+      cls_counts = np.zeros([4], dtype=np.int64)
+      progress = evaluation.ProgressLogger(split_size, _PROGRESS_EVERY)
+      while True:
+        try:
+          values = sess.run(fetches)
+        except tf.errors.OutOfRangeError:
+          break
+        _check_labels(values, num_classes)
+        confusion += values['confusion']
+        if FLAGS.weakly:
+          cls_counts += values['cls_counts']
+        progress.add(len(values['image_name']))
+      progress.finish()
+  classification = (evaluation.classification_metrics(cls_counts)
+                    if FLAGS.weakly else None)
+  return evaluation.results_record(
+      checkpoint_path, evaluation.checkpoint_global_step(checkpoint_path),
+      confusion, progress.done, classification, dataset=FLAGS.dataset,
+      split=FLAGS.eval_split, eval_scales=scales,
+      add_flipped_images=FLAGS.add_flipped_images)
+
+
+def _summary_values(record, confusion):
+  """Summary tag -> value of one evaluation (the original's tag names)."""
+  miou = record['miou']
+  values = {'eval/miou_overall': float('nan') if miou is None else miou}
+  for index, value in enumerate(evaluation.summary_class_iou(confusion)):
+    values['eval/miou_class_%d' % index] = value
+  if 'cls_accuracy' in record:
+    values['eval/cls_overall'] = record['cls_accuracy']
+    values['eval/cls_precision'] = record['cls_precision']
+    values['eval/cls_recall'] = record['cls_recall']
+  return values
+
+
+def _report(record, json_path):
+  """Logs and prints the headline numbers of one evaluation."""
+  logging.info('per-class IoU: %s', ', '.join(
+      '%d: %s' % (index, 'n/a' if value is None else '%.4f' % value)
+      for index, value in enumerate(record['per_class_iou'])))
+  miou = 'n/a' if record['miou'] is None else '%.4f' % record['miou']
+  line = 'checkpoint %s (step %s): mIoU %s over %d images' % (
+      record['checkpoint'], record['global_step'], miou, record['num_images'])
+  if 'cls_accuracy' in record:
+    line += ', cls accuracy %.4f precision %.4f recall %.4f' % (
+        record['cls_accuracy'], record['cls_precision'], record['cls_recall'])
+  logging.info('%s', line)
+  print(line)
+  print('results written to %s' % json_path)
+
+
+def main(unused_argv):
+  crop_size, scales, split_size = _check_flags()
+  writer = None
+  for checkpoint_path in evaluation.checkpoints_to_evaluate(
+      FLAGS.checkpoint_dir, FLAGS.eval_interval_secs,
+      FLAGS.max_number_of_evaluations):
+    logging.info('Evaluating %s on %s/%s.', checkpoint_path, FLAGS.dataset,
+                 FLAGS.eval_split)
+    record = _evaluate(checkpoint_path, crop_size, scales, split_size)
+    if writer is None:
+      tf.io.gfile.makedirs(FLAGS.eval_logdir)
+      writer = tf.summary.FileWriter(FLAGS.eval_logdir)
+    confusion = np.asarray(record['confusion_matrix'])
+    evaluation.write_scalar_summaries(
+        writer, _summary_values(record, confusion), record['global_step'] or 0)
+    _report(record, evaluation.write_results(FLAGS.eval_logdir, record))
+  if writer is not None:
+    writer.close()
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: run_reporting_input_errors(main, argv))

@@ -1,0 +1,157 @@
+"""train_sup.py end to end: runs, clones, resume, bad input, NaN."""
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from conftest import run_script
+from deeplab.tf_compat import tf
+
+LIGHT_MODEL = ['--model_variant=mobilenet_v2', '--output_stride=16',
+               '--dataset=synthetic']
+SHORT_RUN = ['--train_crop_size=65,65', '--min_scale_factor=1',
+             '--max_scale_factor=1', '--num_readers=1', '--log_steps=1',
+             '--save_interval_secs=3600', '--train_split=16_clean_3']
+STEP_LINE = re.compile(r'step (\d+)/(\d+)\s+total_loss=(\S+)')
+
+
+def _logged_steps(output):
+  """(step, total_loss) of every progress line."""
+  return [(int(m.group(1)), float(m.group(3)))
+          for m in STEP_LINE.finditer(output)]
+
+
+def _checkpoint_steps(logdir):
+  state = tf.train.get_checkpoint_state(logdir)
+  return sorted(int(p.rsplit('-', 1)[1])
+                for p in state.all_model_checkpoint_paths)
+
+
+def _sup(dataset_dir, logdir, *extra):
+  return run_script('train_sup.py', *LIGHT_MODEL, *SHORT_RUN,
+                    '--dataset_dir=%s' % dataset_dir,
+                    '--train_logdir=%s' % logdir, *extra)
+
+
+@pytest.fixture(scope='module')
+def light_run(synthetic_dir, tmp_path_factory):
+  """3 steps of the light model with one clone."""
+  logdir = tmp_path_factory.mktemp('sup_light')
+  process = _sup(synthetic_dir, logdir, '--num_clones=1',
+                 '--train_batch_size=2', '--training_number_of_steps=3')
+  assert process.returncode == 0, process.stderr[-3000:]
+  return logdir, process
+
+
+def test_one_clone_trains_three_finite_steps(light_run):
+  logdir, process = light_run
+  steps = _logged_steps(process.stderr)
+  assert [s for s, _ in steps][-1] == 3
+  assert all(math.isfinite(loss) for _, loss in steps)
+  assert _checkpoint_steps(str(logdir))[-1] == 3
+  assert tf.io.gfile.glob(os.path.join(str(logdir), 'events.out.tfevents.*'))
+
+
+def test_resume_continues_and_ignores_initial_checkpoint(light_run,
+                                                         synthetic_dir):
+  logdir, _ = light_run
+  process = _sup(synthetic_dir, logdir, '--num_clones=1',
+                 '--train_batch_size=2', '--training_number_of_steps=5',
+                 '--tf_initial_checkpoint=/does/not/exist/model.ckpt')
+  assert process.returncode == 0, process.stderr[-3000:]
+  steps = [s for s, _ in _logged_steps(process.stderr)]
+  assert steps and min(steps) >= 4 and steps[-1] == 5
+  assert _checkpoint_steps(str(logdir))[-2:] == [3, 5]
+  reader = tf.train.load_checkpoint(os.path.join(str(logdir), 'model.ckpt-5'))
+  assert reader.get_tensor('global_step') == 5
+
+
+def _reference_variables():
+  path = os.path.join(REPO_ROOT, 'tests', 'data',
+                      'xception_65_deeplabv3plus_variables.tsv')
+  with open(path) as f:
+    rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
+  return {name: [int(d) for d in shape.split(',')] for name, shape in rows}
+
+
+def test_two_clones_xception_checkpoint_has_deeplab_names(synthetic_dir,
+                                                          tmp_path):
+  process = run_script(
+      'train_sup.py', '--model_variant=xception_65', '--atrous_rates=6',
+      '--atrous_rates=12', '--atrous_rates=18', '--output_stride=16',
+      '--decoder_output_stride=4', '--dataset=synthetic', *SHORT_RUN,
+      '--num_clones=2', '--clone_on_cpu=true', '--train_batch_size=2',
+      '--training_number_of_steps=2', '--dataset_dir=%s' % synthetic_dir,
+      '--train_logdir=%s' % tmp_path)
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert all(math.isfinite(l) for _, l in _logged_steps(process.stderr))
+  reader = tf.train.load_checkpoint(str(tmp_path))
+  shapes = reader.get_variable_to_shape_map()
+  model_variables = {n: s for n, s in shapes.items()
+                     if not n.endswith('/Momentum') and n != 'global_step'}
+  expected = _reference_variables()
+  expected['logits/semantic/weights'][-1] = 9  # synthetic: 9 classes
+  expected['logits/semantic/biases'][-1] = 9
+  assert model_variables == expected
+  assert 'global_step' in shapes
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(synthetic_dir,
+                                                          tmp_path):
+  nan_weights = ['--label_weights=nan'] * 9
+  process = _sup(synthetic_dir, tmp_path, '--num_clones=1',
+                 '--train_batch_size=2', '--training_number_of_steps=3',
+                 *nan_weights)
+  assert process.returncode != 0
+  assert 'NaN or Inf' in process.stderr
+  assert _checkpoint_steps(str(tmp_path)) == [0]
+
+
+def _listing(directory):
+  return sorted(os.listdir(directory))
+
+
+@pytest.mark.parametrize('flags_to_drop, extra, message', [
+    ('--train_logdir', [], '--train_logdir is required'),
+    ('--dataset_dir', [], '--dataset_dir is required'),
+    (None, ['--train_split=no_such_split'], 'no_such_split'),
+    (None, ['--num_clones=3', '--train_batch_size=4'],
+     'must be a positive multiple of --num_clones=3'),
+])
+def test_bad_input_is_reported(synthetic_dir, tmp_path, flags_to_drop, extra,
+                               message):
+  (tmp_path / 'keep.txt').write_text('existing output')
+  args = [*LIGHT_MODEL, *SHORT_RUN, '--dataset_dir=%s' % synthetic_dir,
+          '--train_logdir=%s' % tmp_path, '--num_clones=1',
+          '--train_batch_size=2', '--training_number_of_steps=1', *extra]
+  if flags_to_drop:
+    args = [a for a in args if not a.startswith(flags_to_drop + '=')]
+  process = run_script('train_sup.py', *args)
+  assert process.returncode != 0
+  assert message in process.stderr
+  assert _listing(tmp_path) == ['keep.txt']
+
+
+def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path):
+  checkpoint_dir = tmp_path / 'init'
+  with tf.Graph().as_default():
+    tf.get_variable('MobilenetV2/Conv/weights', shape=[3, 3, 3, 7])
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      tf.train.Saver().save(session, str(checkpoint_dir / 'model.ckpt'))
+  logdir = tmp_path / 'train'
+  logdir.mkdir()
+  process = _sup(synthetic_dir, logdir, '--num_clones=1',
+                 '--train_batch_size=2', '--training_number_of_steps=1',
+                 '--tf_initial_checkpoint=%s' % (checkpoint_dir /
+                                                 'model.ckpt'))
+  assert process.returncode != 0
+  assert 'MobilenetV2/Conv/weights' in process.stderr
+  assert _listing(logdir) == []
+  reader = tf.train.load_checkpoint(str(checkpoint_dir / 'model.ckpt'))
+  assert reader.get_variable_to_shape_map()['MobilenetV2/Conv/weights'] == [
+      3, 3, 3, 7]
+  assert np.isfinite(reader.get_tensor('MobilenetV2/Conv/weights')).all()
