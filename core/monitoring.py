@@ -1,4 +1,8 @@
-"""Training-time monitoring: class-balanced accuracies and image summaries (SPEC §4.7)."""
+"""Training-time monitoring: class-balanced accuracies and summaries (SPEC §4.7).
+
+Summaries are created at the root name scope, so their tags are the same with
+one clone or many (`sanity_check/acc_seg`, not `clone_0/sanity_check/acc_seg`).
+"""
 from core import training
 from core import wss_losses
 from deeplab.tf_compat import tf
@@ -33,7 +37,7 @@ def add_balanced_accuracy(name, labels, predictions, num_classes, ignore_label):
       tf.reshape(tf.cast(predictions, tf.int32), [-1]),
       num_classes, weights=tf.reshape(weights, [-1]), name=name)
   tf.add_to_collection(training.MONITORING_UPDATES, update)
-  tf.summary.scalar('sanity_check/%s' % name, accuracy)
+  scalar_summary('sanity_check/%s' % name, accuracy)
   return accuracy
 
 
@@ -46,7 +50,19 @@ def label_map_image(class_map, num_classes, size=None):
   return tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)
 
 
+def scalar_summary(name, tensor):
+  with tf.name_scope(None):
+    return tf.summary.scalar(name, tensor)
+
+
+def histogram_summary(name, tensor):
+  with tf.name_scope(None):
+    return tf.summary.histogram(name, tensor)
+
+
 def add_image_summary(name, images):
   """Image summary of float [0,255] or uint8 images."""
-  tf.summary.image(name, tf.cast(tf.clip_by_value(
-      tf.cast(images, tf.float32), 0, 255), tf.uint8))
+  images = tf.cast(tf.clip_by_value(tf.cast(images, tf.float32), 0, 255),
+                   tf.uint8)
+  with tf.name_scope(None):
+    return tf.summary.image(name, images)

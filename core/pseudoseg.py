@@ -206,14 +206,14 @@ def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
     accuracy('acc_strong_confident', strong_classes, confident_labels)
     valid_ratio = tf.reduce_sum(pseudo.mask) / tf.maximum(
         tf.reduce_sum(valid), 1.0)
-    tf.summary.scalar('sanity_check/valid_ratio', valid_ratio)
+    monitoring.scalar_summary('sanity_check/valid_ratio', valid_ratio)
   _add_calibration(pseudo, logits_weak, labels, ignore_label)
   max_prob = lambda probs: tf.reduce_max(probs, axis=3)
-  tf.summary.histogram('max_prob_weak', max_prob(tf.nn.softmax(logits_weak)))
-  tf.summary.histogram('max_prob_avg', max_prob(pseudo.fused))
-  tf.summary.histogram('max_prob_avg_t', max_prob(pseudo.sharpened))
+  monitoring.histogram_summary('max_prob_weak', max_prob(tf.nn.softmax(logits_weak)))
+  monitoring.histogram_summary('max_prob_avg', max_prob(pseudo.fused))
+  monitoring.histogram_summary('max_prob_avg_t', max_prob(pseudo.sharpened))
   if pseudo.att_probs is not None:
-    tf.summary.histogram('max_att_prob_weak', max_prob(pseudo.att_probs))
+    monitoring.histogram_summary('max_att_prob_weak', max_prob(pseudo.att_probs))
   if FLAGS.save_summaries_images:
     _add_unlabeled_images(unlabeled, logits_weak, logits_strong, att_weak,
                           att_labeled, pseudo_classes, valid, num_classes)
@@ -229,8 +229,8 @@ def _add_calibration(pseudo, logits_weak, labels, ignore_label):
     ece = tf.identity(calibration.expected_calibration_error(
         probs, labels, ignore_label=ignore_label,
         num_bins=FLAGS.calibration_bins), name=name)
-    tf.summary.scalar('calibration/%s' % name, ece)
-    tf.add_to_collection(training.CONSOLE_SCALARS, (name, ece))
+    monitoring.scalar_summary('calibration/%s' % name, ece)
+    tf.add_to_collection(training.CONSOLE_SCALARS, ece)
 
 
 def _add_unlabeled_images(unlabeled, logits_weak, logits_strong, att_weak,

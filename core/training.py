@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 
 # Ops that update streaming monitoring metrics; run with every training step.
 MONITORING_UPDATES = 'monitoring_updates'
-# Scalars (name -> tensor) logged to the console every --log_steps.
+# Scalar tensors logged to the console every --log_steps (by short name).
 CONSOLE_SCALARS = 'console_scalars'
 
 Clone = collections.namedtuple('Clone', ['index', 'scope', 'device'])
@@ -282,14 +282,19 @@ def build_train_op(clones, optimizer, global_step, gradient_multipliers=None):
   return TrainOp(train_tensor, total_loss, step)
 
 
+def console_name(tensor):
+  """Short name of a scalar: no clone scope, no trailing `/loss`."""
+  name = tensor.op.name
+  if name.startswith('clone_'):
+    name = name.split('/', 1)[1]
+  return name[:-len('/loss')] if name.endswith('/loss') else name
+
+
 def add_loss_summaries(clones, total_loss, learning_rate):
   """Scalar summaries and console entries of every clone-0 loss."""
   for loss in tf.losses.get_losses(scope=clones[0].scope or None):
-    name = loss.op.name
-    if clones[0].scope:
-      name = name[len(clones[0].scope) + 1:]
-    tf.summary.scalar('losses/%s' % name, loss)
-    tf.add_to_collection(CONSOLE_SCALARS, (name, loss))
+    tf.summary.scalar('losses/%s' % console_name(loss), loss)
+    tf.add_to_collection(CONSOLE_SCALARS, loss)
   tf.summary.scalar('learning_rate', learning_rate)
   tf.summary.scalar('total_loss', total_loss)
   for variable in slim.get_model_variables():
@@ -304,7 +309,8 @@ class ProgressHook(tf.train.SessionRunHook):
     self._fetches = {'total_loss': train_op.total_loss,
                      'learning_rate': learning_rate}
     self._step = train_op.step
-    self._scalars = dict(tf.get_collection(CONSOLE_SCALARS))
+    self._scalars = {console_name(t): t
+                     for t in tf.get_collection(CONSOLE_SCALARS)}
     self._last_step = last_step
     self._images_per_step = images_per_step
     self._every_n = max(1, every_n)
