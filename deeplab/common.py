@@ -72,7 +72,10 @@ flags.DEFINE_boolean('image_se_uses_qsigmoid', False,
                      'Not supported; kept for command-line compatibility.')
 flags.DEFINE_multi_float('label_weights', None,
                          'Per-class weights of the cross-entropy (default 1).')
-flags.DEFINE_float('batch_norm_decay', 0.9997, 'Batch norm moving-average decay.')
+flags.DEFINE_float('batch_norm_decay', 0.9997,
+                   'Moving-average decay of every batch norm of the backbone, '
+                   'ASPP and decoder. Short runs from scratch want less (e.g. '
+                   '0.99) so that inference-mode statistics catch up.')
 
 # Options shared by training, evaluation and visualization.
 flags.DEFINE_multi_integer('atrous_rates', None,

@@ -134,7 +134,8 @@ def extract_features(images, output_stride=8, multi_grid=None,
                      fine_tune_batch_norm=False, regularize_depthwise=False,
                      preprocess_images=True,
                      preprocessed_images_dtype=tf.float32, num_classes=None,
-                     global_pool=False, use_bounded_activation=False):
+                     global_pool=False, use_bounded_activation=False,
+                     batch_norm_decay=_BATCH_NORM_DECAY):
   """Builds a backbone on `images` and returns its features and end points.
 
   Args:
@@ -158,6 +159,8 @@ def extract_features(images, output_stride=8, multi_grid=None,
       (`LOGITS_END_POINT[model_variant]`, [N, 1, 1, num_classes]).
     global_pool: average-pool the last features (`global_pool` end point).
     use_bounded_activation: Xception only: relu6 + clipped residuals.
+    batch_norm_decay: moving-average decay of the backbone's batch norm
+      (DeepLab's 0.9997 by default; short runs from scratch need less).
 
   Returns:
     (features, end_points): features is the last feature map [N, h, w, C]
@@ -178,7 +181,7 @@ def extract_features(images, output_stride=8, multi_grid=None,
       raise InputError('use_bounded_activation is not supported by '
                        'mobilenet_v2 (it always uses relu6).')
     arg_scope = mobilenet_v2.mobilenet_v2_arg_scope(
-        weight_decay=weight_decay, batch_norm_decay=_BATCH_NORM_DECAY,
+        weight_decay=weight_decay, batch_norm_decay=batch_norm_decay,
         batch_norm_epsilon=_BATCH_NORM_EPSILON,
         regularize_depthwise=regularize_depthwise)
     with slim.arg_scope(arg_scope):
@@ -192,7 +195,7 @@ def extract_features(images, output_stride=8, multi_grid=None,
   if final_endpoint is not None:
     raise InputError('final_endpoint is only supported by mobilenet_v2.')
   arg_scope = xception.xception_arg_scope(
-      weight_decay=weight_decay, batch_norm_decay=_BATCH_NORM_DECAY,
+      weight_decay=weight_decay, batch_norm_decay=batch_norm_decay,
       batch_norm_epsilon=_BATCH_NORM_EPSILON, batch_norm_scale=True,
       regularize_depthwise=regularize_depthwise)
   with slim.arg_scope(arg_scope):

@@ -152,6 +152,19 @@ def _image_pooling_branch(features, model_options, depth):
   return image_feature
 
 
+def _backbone_options(model_options):
+  """The feature-extractor arguments that come from the model options."""
+  return dict(
+      output_stride=model_options.output_stride,
+      multi_grid=model_options.multi_grid,
+      depth_multiplier=model_options.depth_multiplier,
+      divisible_by=model_options.divisible_by,
+      model_variant=model_options.model_variant,
+      preprocessed_images_dtype=model_options.preprocessed_images_dtype,
+      use_bounded_activation=model_options.use_bounded_activation,
+      batch_norm_decay=model_options.batch_norm_decay)
+
+
 def extract_features(images, model_options, weight_decay=0.0001,
                      reuse=tf.AUTO_REUSE, is_training=False,
                      fine_tune_batch_norm=False):
@@ -170,15 +183,9 @@ def extract_features(images, model_options, weight_decay=0.0001,
     ASPP), backbone end points dict).
   """
   features, end_points = feature_extractor.extract_features(
-      images, output_stride=model_options.output_stride,
-      multi_grid=model_options.multi_grid,
-      depth_multiplier=model_options.depth_multiplier,
-      divisible_by=model_options.divisible_by,
-      model_variant=model_options.model_variant, weight_decay=weight_decay,
-      reuse=reuse, is_training=is_training,
+      images, weight_decay=weight_decay, reuse=reuse, is_training=is_training,
       fine_tune_batch_norm=fine_tune_batch_norm,
-      preprocessed_images_dtype=model_options.preprocessed_images_dtype,
-      use_bounded_activation=model_options.use_bounded_activation)
+      **_backbone_options(model_options))
   if not model_options.aspp_with_batch_norm:
     return features, end_points
   depth = model_options.aspp_convs_filters
@@ -553,16 +560,10 @@ def classification_logits(images, model_options, num_classes,
   """
   _check_options(model_options, None)
   _, end_points = feature_extractor.extract_features(
-      images, output_stride=model_options.output_stride,
-      multi_grid=model_options.multi_grid,
-      depth_multiplier=model_options.depth_multiplier,
-      divisible_by=model_options.divisible_by,
-      model_variant=model_options.model_variant, weight_decay=weight_decay,
-      reuse=tf.AUTO_REUSE, is_training=is_training,
-      fine_tune_batch_norm=fine_tune_batch_norm,
-      preprocessed_images_dtype=model_options.preprocessed_images_dtype,
+      images, weight_decay=weight_decay, reuse=tf.AUTO_REUSE,
+      is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
       num_classes=num_classes, global_pool=True,
-      use_bounded_activation=model_options.use_bounded_activation)
+      **_backbone_options(model_options))
   logits = end_points[feature_extractor.LOGITS_END_POINT[
       model_options.model_variant]]
   return tf.reshape(logits, [-1, num_classes]), end_points
