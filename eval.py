@@ -46,17 +46,6 @@ flags.DEFINE_integer('max_number_of_evaluations', 0,
 _PROGRESS_EVERY = 100
 
 
-def _model_options(num_classes, crop_size):
-  """ModelOptions from the flags; unsupported flag values are InputErrors."""
-  try:
-    return common.ModelOptions({common.OUTPUT_TYPE: num_classes},
-                               crop_size=crop_size,
-                               atrous_rates=FLAGS.atrous_rates,
-                               output_stride=FLAGS.output_stride)
-  except ValueError as error:
-    raise InputError(str(error)) from error
-
-
 def _check_flags():
   """Validates the flags; returns (crop_size, eval_scales, split_size)."""
   evaluation.require_flags(FLAGS,
@@ -71,7 +60,8 @@ def _check_flags():
   split_size = evaluation.check_dataset_split(
       data_generator.DATASETS, FLAGS.dataset, FLAGS.eval_split,
       FLAGS.dataset_dir)
-  _model_options(data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
+  common.model_options_from_flags(
+      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
   if os.path.exists(FLAGS.eval_logdir) and not os.path.isdir(FLAGS.eval_logdir):
     raise InputError('--eval_logdir %s exists and is not a directory' %
                      FLAGS.eval_logdir)
@@ -97,7 +87,7 @@ def _build_graph(crop_size, scales):
       should_repeat=False, with_cls=FLAGS.weakly, output_original=False)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
-  options = _model_options(num_classes, crop_size)
+  options = common.model_options_from_flags(num_classes, crop_size)
   images = samples[common.IMAGE]
   if scales == [1.0] and not FLAGS.add_flipped_images:
     predictions = model.predict_labels(images, options,

@@ -31,11 +31,7 @@ def main(unused_argv):
         image_level = training.training_dataset(
             FLAGS.train_split_cls, batch_size, with_cls=True, seed_offset=1)
         image_level_iterator = image_level.get_one_shot_iterator()
-    model_options = common.ModelOptions(
-        {common.OUTPUT_TYPE: labeled.num_of_classes},
-        crop_size=training.crop_size_from_flag(FLAGS.train_crop_size,
-                                               'train_crop_size'),
-        atrous_rates=FLAGS.atrous_rates, output_stride=FLAGS.output_stride)
+    model_options = training.model_options(labeled.num_of_classes)
 
     def build_clone(clone_index):
       samples = labeled_iterator.get_next()

@@ -35,11 +35,7 @@ def main(unused_argv):
           output_valid=True, with_cls=FLAGS.weakly, seed_offset=1)
       labeled_iterator = labeled.get_one_shot_iterator()
       unlabeled_iterator = unlabeled.get_one_shot_iterator()
-    model_options = common.ModelOptions(
-        {common.OUTPUT_TYPE: labeled.num_of_classes},
-        crop_size=training.crop_size_from_flag(FLAGS.train_crop_size,
-                                               'train_crop_size'),
-        atrous_rates=FLAGS.atrous_rates, output_stride=FLAGS.output_stride)
+    model_options = training.model_options(labeled.num_of_classes)
 
     def build_clone(clone_index):
       pseudoseg.build_clone(labeled_iterator.get_next(),

@@ -56,17 +56,6 @@ _OVERLAY_FOLDER = 'overlay_results'
 _PROGRESS_EVERY = 50
 
 
-def _model_options(num_classes, crop_size):
-  """ModelOptions from the flags; unsupported flag values are InputErrors."""
-  try:
-    return common.ModelOptions({common.OUTPUT_TYPE: num_classes},
-                               crop_size=crop_size,
-                               atrous_rates=FLAGS.atrous_rates,
-                               output_stride=FLAGS.output_stride)
-  except ValueError as error:
-    raise InputError(str(error)) from error
-
-
 def _check_flags():
   """Validates the flags.
 
@@ -81,7 +70,8 @@ def _check_flags():
   split_size = evaluation.check_dataset_split(
       data_generator.DATASETS, FLAGS.dataset, FLAGS.vis_split,
       FLAGS.dataset_dir)
-  _model_options(data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
+  common.model_options_from_flags(
+      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
   checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
   if os.path.exists(FLAGS.vis_logdir) and not os.path.isdir(FLAGS.vis_logdir):
     raise InputError('--vis_logdir %s exists and is not a directory' %
@@ -107,7 +97,8 @@ def _build_graph(crop_size, scales):
       num_readers=1, is_training=False, should_shuffle=False,
       should_repeat=False, output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
-  options = _model_options(dataset.num_of_classes, crop_size)
+  options = common.model_options_from_flags(dataset.num_of_classes,
+                                            crop_size)
   images = samples[common.IMAGE]
   if scales == [1.0] and not FLAGS.add_flipped_images:
     predictions = model.predict_labels(images, options,

@@ -92,25 +92,39 @@ def model_options(variant, crop):
                              [4]])
 
 
+def build_training_graph(variant, crop):
+  """Adds a DeepLabv3+ training step on random data to the default graph.
+
+  Returns:
+    (loss, train_step, forward GFLOP per image, forward+backward GFLOP per
+    image).
+  """
+  batch = FLAGS.batch_size
+  graph = tf.get_default_graph()
+  images = tf.random.uniform([batch, crop, crop, 3], 0.0, 255.0, seed=3)
+  labels = tf.random.uniform([batch, crop, crop], 0, FLAGS.num_classes,
+                             dtype=tf.int32, seed=4)
+  logits = model.multi_scale_logits(
+      images, model_options(variant, crop), image_pyramid=None,
+      is_training=True, fine_tune_batch_norm=True)[common.OUTPUT_TYPE][
+          model.MERGED_LOGITS_SCOPE]
+  logits = tf.image.resize_bilinear(logits, [crop, crop], align_corners=True)
+  loss = tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                     logits=logits))
+  forward_gflop = graph_flops(graph) / batch / 1e9
+  with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+    train_step = tf.train.MomentumOptimizer(1e-4, 0.9).minimize(loss)
+  both_gflop = graph_flops(graph) / batch / 1e9
+  return loss, train_step, forward_gflop, both_gflop
+
+
 def time_model(variant, crop):
   """Per image: forward (GFLOP, seconds) and forward+backward (GFLOP, s)."""
   batch = FLAGS.batch_size
-  with tf.Graph().as_default() as graph:
-    images = tf.random.uniform([batch, crop, crop, 3], 0.0, 255.0, seed=3)
-    labels = tf.random.uniform([batch, crop, crop], 0, FLAGS.num_classes,
-                               dtype=tf.int32, seed=4)
-    logits = model.multi_scale_logits(
-        images, model_options(variant, crop), image_pyramid=None,
-        is_training=True, fine_tune_batch_norm=True)[common.OUTPUT_TYPE][
-            model.MERGED_LOGITS_SCOPE]
-    logits = tf.image.resize_bilinear(logits, [crop, crop], align_corners=True)
-    loss = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                       logits=logits))
-    forward_gflop = graph_flops(graph) / batch / 1e9
-    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-      train_step = tf.train.MomentumOptimizer(1e-4, 0.9).minimize(loss)
-    both_gflop = graph_flops(graph) / batch / 1e9
+  with tf.Graph().as_default():
+    loss, train_step, forward_gflop, both_gflop = build_training_graph(
+        variant, crop)
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
       forward = median_seconds(sess, loss, FLAGS.warmup_steps, FLAGS.steps)

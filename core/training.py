@@ -16,6 +16,7 @@ from absl import logging
 
 from core import data_generator
 from core import train_flags  # noqa: F401  (defines the flags read here)
+from deeplab import common
 from deeplab import feature_extractor
 from deeplab import model
 from deeplab import train_utils
@@ -116,6 +117,12 @@ def crop_size_from_flag(values, flag_name):
     raise InputError('--%s must be two positive integers "height,width", got '
                      '%r.' % (flag_name, ','.join(values)))
   return size
+
+
+def model_options(num_classes):
+  """ModelOptions of the training graph (crop = --train_crop_size)."""
+  crop_size = crop_size_from_flag(FLAGS.train_crop_size, 'train_crop_size')
+  return common.model_options_from_flags(num_classes, crop_size)
 
 
 def training_dataset(split, batch_size, strong_weak=False, output_valid=False,

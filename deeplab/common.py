@@ -8,6 +8,8 @@ import collections
 
 from absl import flags
 
+from utils.errors import InputError
+
 FLAGS = flags.FLAGS
 
 # Model architecture.
@@ -192,12 +194,19 @@ _UNSUPPORTED_WHEN_SET = ('aspp_with_squeeze_and_excitation',
 
 
 def _check_supported_flags():
-  """Raises ValueError for DeepLab options this project does not implement."""
+  """Raises InputError for DeepLab options this project does not implement."""
   for name in _UNSUPPORTED_WHEN_SET:
     if getattr(FLAGS, name):
-      raise ValueError('--%s is not supported by this implementation.' % name)
+      raise InputError('--%s is not supported by this implementation.' % name)
   if FLAGS.dense_prediction_cell_json:
-    raise ValueError('--dense_prediction_cell_json is not supported.')
+    raise InputError('--dense_prediction_cell_json is not supported.')
   if FLAGS.quantize_delay_step >= 0:
-    raise ValueError('--quantize_delay_step >= 0 needs tf.contrib.quantize, '
+    raise InputError('--quantize_delay_step >= 0 needs tf.contrib.quantize, '
                      'which does not exist in TensorFlow 2.')
+
+
+def model_options_from_flags(num_classes, crop_size):
+  """ModelOptions of the scripts: `num_classes` classes, crop [h, w] or None."""
+  return ModelOptions({OUTPUT_TYPE: num_classes}, crop_size=crop_size,
+                      atrous_rates=FLAGS.atrous_rates,
+                      output_stride=FLAGS.output_stride)
