@@ -285,7 +285,9 @@ def build_train_op(clones, optimizer, global_step, gradient_multipliers=None):
   update_ops.append(grad_updates)
   with tf.control_dependencies([tf.group(*update_ops)]):
     train_tensor = tf.identity(total_loss, name='train_op')
-    step = tf.identity(global_step, name='step_after_update')
+    # read_value() runs beside the variable (also on a parameter server), so
+    # it sees the increment; an identity on this device might not.
+    step = global_step.read_value()
   return TrainOp(train_tensor, total_loss, step)
 
 

@@ -183,3 +183,36 @@ def test_overfitting_a_few_images_drives_loss_down_and_miou_up(synthetic_dir,
   # A constant background prediction scores about 1/(#classes present) of
   # the background IoU, i.e. below 0.2 here; this run reaches about 0.5.
   assert result['miou'] > 0.35
+
+
+def test_parameter_server_run_with_the_project_servers(synthetic_dir, tmp_path):
+  """1 ps + 1 worker on 127.0.0.1 (utils/run_server.py), train_sup as task 0."""
+  import socket
+  import subprocess
+  import sys
+  import time
+  ports = []
+  for _ in range(2):
+    with socket.socket() as probe:
+      probe.bind(('127.0.0.1', 0))
+      ports.append(probe.getsockname()[1])
+  hosts = ['--ps_hosts=127.0.0.1:%d' % ports[0],
+           '--worker_hosts=127.0.0.1:%d' % ports[1]]
+  servers = [subprocess.Popen(
+      [sys.executable, '-m', 'utils.run_server', *hosts,
+       '--job_name=%s' % job, '--task_index=0'], cwd=REPO_ROOT,
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for job in ('ps', 'worker')]
+  try:
+    time.sleep(5)
+    process = _sup(synthetic_dir, tmp_path, '--num_clones=1',
+                   '--train_batch_size=2', '--training_number_of_steps=4',
+                   '--num_ps_tasks=1', '--num_replicas=1', '--task=0',
+                   '--master=grpc://127.0.0.1:%d' % ports[1])
+  finally:
+    for server in servers:
+      server.kill()
+      server.wait()
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert [s for s, _ in _logged_steps(process.stderr)][-1] == 4
+  assert _checkpoint_steps(str(tmp_path))[-1] == 4
