@@ -14,7 +14,7 @@ from core import train_flags
 from core import training
 from deeplab import common
 from deeplab.tf_compat import tf
-from utils.errors import run_reporting_input_errors
+from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
 train_flags.apply_wss_defaults()
@@ -47,4 +47,4 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: run_reporting_input_errors(main, argv))
+  app.run(lambda argv: run_reporting_errors(main, argv))

@@ -30,7 +30,7 @@ from deeplab import model
 from deeplab.tf_compat import tf
 from utils import save_annotation
 from utils.errors import InputError
-from utils.errors import run_reporting_input_errors
+from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
 
@@ -206,4 +206,4 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: run_reporting_input_errors(main, argv))
+  app.run(lambda argv: run_reporting_errors(main, argv))

@@ -118,4 +118,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: errors.run_reporting_input_errors(main, argv))
+  app.run(lambda argv: errors.run_reporting_errors(main, argv))

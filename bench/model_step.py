@@ -35,7 +35,7 @@ from deeplab import common  # noqa: E402
 from deeplab import model  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402
 from utils.errors import InputError  # noqa: E402
-from utils.errors import run_reporting_input_errors  # noqa: E402
+from utils.errors import run_reporting_errors  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -160,4 +160,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: run_reporting_input_errors(main, argv))
+  app.run(lambda argv: run_reporting_errors(main, argv))

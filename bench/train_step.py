@@ -30,7 +30,7 @@ from bench import model_step  # noqa: E402  (defines variants, crop_sizes, ...)
 from datasets import build_synthetic_data  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402
 from utils.errors import InputError  # noqa: E402
-from utils.errors import run_reporting_input_errors  # noqa: E402
+from utils.errors import run_reporting_errors  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -97,4 +97,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: run_reporting_input_errors(main, argv))
+  app.run(lambda argv: run_reporting_errors(main, argv))

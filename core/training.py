@@ -23,6 +23,7 @@ from deeplab import train_utils
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
 from utils.errors import InputError
+from utils.errors import TrainingError
 
 FLAGS = flags.FLAGS
 
@@ -32,10 +33,6 @@ MONITORING_UPDATES = 'monitoring_updates'
 CONSOLE_SCALARS = 'console_scalars'
 
 Clone = collections.namedtuple('Clone', ['index', 'scope', 'device'])
-
-
-class TrainingError(RuntimeError):
-  """Training cannot go on (e.g. the loss became NaN)."""
 
 
 class DeploymentConfig(object):

@@ -286,4 +286,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(lambda argv: errors.run_reporting_input_errors(main, argv))
+  app.run(lambda argv: errors.run_reporting_errors(main, argv))

@@ -1,4 +1,4 @@
-"""The error type for bad user input, and how entry scripts report it."""
+"""Error types reported to users as one line, and how entry scripts do it."""
 import sys
 
 from absl import logging
@@ -8,11 +8,16 @@ class InputError(ValueError):
   """Bad user input (flag, dataset, checkpoint); the message names the problem."""
 
 
-def run_reporting_input_errors(main, argv):
-  """Calls main(argv); an InputError is logged as one clear line, exit code 2."""
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def run_reporting_errors(main, argv):
+  """Calls main(argv); reports an InputError (exit code 2) or a TrainingError
+  (exit code 1) as one clear line instead of a traceback."""
   try:
     return main(argv)
-  except InputError as error:
+  except (InputError, TrainingError) as error:
     logging.error('%s', error)
     print('error: %s' % error, file=sys.stderr)
-    sys.exit(2)
+    sys.exit(2 if isinstance(error, InputError) else 1)
