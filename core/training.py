@@ -42,8 +42,9 @@ class DeploymentConfig(object):
                num_ps_tasks=0):
     if num_clones < 1:
       raise InputError('--num_clones must be >= 1, got %d' % num_clones)
-    if num_ps_tasks > 0 and num_replicas < 1:
-      raise InputError('--num_replicas must be >= 1 with parameter servers.')
+    if not 0 <= task < max(num_replicas, 1):
+      raise InputError('--task=%d must be in [0, --num_replicas=%d).' %
+                       (task, num_replicas))
     self.num_clones = num_clones
     self.clone_on_cpu = clone_on_cpu
     self.task = task

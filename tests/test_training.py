@@ -123,3 +123,14 @@ def test_parameter_server_places_variables_on_ps_and_trains():
                                            is_chief=True) as session:
       losses = [session.run(train_tensor) for _ in range(20)]
     assert losses[-1] < losses[0]
+
+
+def test_deployment_flags_are_checked():
+  with pytest.raises(InputError, match='--num_clones must be >= 1'):
+    training.DeploymentConfig(num_clones=0)
+  with pytest.raises(InputError, match=r'--task=2 must be in \[0, '
+                     r'--num_replicas=2\)'):
+    training.DeploymentConfig(task=2, num_replicas=2, num_ps_tasks=1)
+  config = training.DeploymentConfig(task=1, num_replicas=2, num_ps_tasks=1)
+  assert not config.is_chief
+  assert config.clone_device(0) == '/job:worker/task:1/device:GPU:0'
