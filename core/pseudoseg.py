@@ -220,8 +220,9 @@ def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
 
 
 def _add_calibration(pseudo, logits_weak, labels, ignore_label):
-  """Expected calibration error of the pseudo labels and their two sources."""
-  sources = [('ece_pseudo', pseudo.sharpened),
+  """Expected calibration error of the pseudo labels (after and before
+  sharpening) and of their two sources."""
+  sources = [('ece_pseudo', pseudo.sharpened), ('ece_fused', pseudo.fused),
              ('ece_decoder', tf.nn.softmax(logits_weak))]
   if pseudo.att_probs is not None:
     sources.append(('ece_attention', pseudo.att_probs))

@@ -54,7 +54,7 @@ def test_xception_checkpoint_adds_exactly_the_pseudoseg_variables(
                  '--dataset=synthetic')
   for term in ('loss_consistency', 'self-attention_self-attention_logits',
                'semantic_merged_logits', 'loss_cls', 'ece_pseudo',
-               'ece_decoder', 'ece_attention'):
+               'ece_fused', 'ece_decoder', 'ece_attention'):
     assert term + '=' in process.stderr
   expected = _reference_variables()
   expected['logits/semantic/weights'][-1] = NUM_CLASSES
