@@ -89,13 +89,9 @@ def _build_graph(crop_size, scales):
   num_classes = dataset.num_of_classes
   options = common.model_options_from_flags(num_classes, crop_size)
   images = samples[common.IMAGE]
-  if scales == [1.0] and not FLAGS.add_flipped_images:
-    predictions = model.predict_labels(images, options,
-                                       image_pyramid=FLAGS.image_pyramid)
-  else:
-    predictions = model.predict_labels_multi_scale(
-        images, options, eval_scales=scales,
-        add_flipped_images=FLAGS.add_flipped_images)
+  predictions = evaluation.predict(images, options, scales,
+                                   FLAGS.add_flipped_images,
+                                   FLAGS.image_pyramid)
   labels = samples[common.LABEL]
   fetches = {
       'confusion': evaluation.batch_confusion_matrix(

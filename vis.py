@@ -26,7 +26,6 @@ from core import data_generator
 from core import evaluation
 from core import preprocess_utils
 from deeplab import common
-from deeplab import model
 from deeplab.tf_compat import tf
 from utils import save_annotation
 from utils.errors import InputError
@@ -100,13 +99,9 @@ def _build_graph(crop_size, scales):
   options = common.model_options_from_flags(dataset.num_of_classes,
                                             crop_size)
   images = samples[common.IMAGE]
-  if scales == [1.0] and not FLAGS.add_flipped_images:
-    predictions = model.predict_labels(images, options,
-                                       image_pyramid=FLAGS.image_pyramid)
-  else:
-    predictions = model.predict_labels_multi_scale(
-        images, options, eval_scales=scales,
-        add_flipped_images=FLAGS.add_flipped_images)
+  predictions = evaluation.predict(images, options, scales,
+                                   FLAGS.add_flipped_images,
+                                   FLAGS.image_pyramid)
   fetches = {
       'prediction': predictions[common.OUTPUT_TYPE],
       'image_name': samples[common.IMAGE_NAME],

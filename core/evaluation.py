@@ -18,6 +18,7 @@ import time
 import numpy as np
 from absl import logging
 
+from deeplab import model
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 
@@ -509,3 +510,15 @@ def resize_nearest_align_corners(label, height, width):
   rows = indices(label.shape[0], height)
   columns = indices(label.shape[1], width)
   return label[rows][:, columns]
+
+
+def predict(images, model_options, eval_scales, add_flipped_images,
+            image_pyramid=None):
+  """Predicted classes {'semantic': int [N,H,W]}: single scale, or the average
+  of the softmax over `eval_scales` (and left-right flips) otherwise."""
+  if list(eval_scales) == [1.0] and not add_flipped_images:
+    return model.predict_labels(images, model_options,
+                                image_pyramid=image_pyramid)
+  return model.predict_labels_multi_scale(
+      images, model_options, eval_scales=eval_scales,
+      add_flipped_images=add_flipped_images)
