@@ -31,7 +31,7 @@ for split in "${SPLITS[@]}"; do
     "$PY" eval.py --logtostderr "${MODEL[@]}" --eval_split=val \
       --eval_crop_size=193,193 --checkpoint_dir="$run/train" \
       --eval_logdir="$run/eval" --max_number_of_evaluations=1 \
-      2> "$run.eval.log"
+      > "$run.eval.log" 2>&1
     "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); \
 print('%-12s %-4s step %6d  val mIoU %.2f%%' % (sys.argv[2], sys.argv[3], \
 r['global_step'], 100 * r['miou']))" "$run/eval/results.json" "$split" "$method"
