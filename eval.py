@@ -77,14 +77,9 @@ def _build_graph(crop_size, scales):
     ignore label), `image_name` string [N], and with --weakly `cls_counts`
     int64 [4] (TP, FP, FN, TN).
   """
-  dataset = data_generator.Dataset(
-      dataset_name=FLAGS.dataset, split_name=FLAGS.eval_split,
-      dataset_dir=FLAGS.dataset_dir, batch_size=FLAGS.eval_batch_size,
-      crop_size=crop_size, min_resize_value=FLAGS.min_resize_value,
-      max_resize_value=FLAGS.max_resize_value,
-      resize_factor=FLAGS.resize_factor, model_variant=FLAGS.model_variant,
-      num_readers=2, is_training=False, should_shuffle=False,
-      should_repeat=False, with_cls=FLAGS.weakly, output_original=False)
+  dataset = evaluation.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
+                                    crop_size, num_readers=2,
+                                    with_cls=FLAGS.weakly)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
   options = common.model_options_from_flags(num_classes, crop_size)

@@ -87,14 +87,9 @@ def _build_graph(crop_size, scales):
   string [N], `height`/`width` int64 [N] (original size), `original_image`
   uint8 [N, h, w, 3].
   """
-  dataset = data_generator.Dataset(
-      dataset_name=FLAGS.dataset, split_name=FLAGS.vis_split,
-      dataset_dir=FLAGS.dataset_dir, batch_size=FLAGS.vis_batch_size,
-      crop_size=crop_size, min_resize_value=FLAGS.min_resize_value,
-      max_resize_value=FLAGS.max_resize_value,
-      resize_factor=FLAGS.resize_factor, model_variant=FLAGS.model_variant,
-      num_readers=1, is_training=False, should_shuffle=False,
-      should_repeat=False, output_original=True)
+  dataset = evaluation.eval_dataset(FLAGS.vis_split, FLAGS.vis_batch_size,
+                                    crop_size, num_readers=1,
+                                    output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
   options = common.model_options_from_flags(dataset.num_of_classes,
                                             crop_size)

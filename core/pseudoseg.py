@@ -160,9 +160,7 @@ def _self_attention_loss(labeled, logits_size, model_options, num_classes,
                                    labeled[common.LABEL], num_classes,
                                    ignore_label, scope=SELF_ATTENTION_SCOPE)
   if not FLAGS.weakly:
-    loss = tf.identity(wss_losses.classification_loss(
-        outputs.cls_logits, labeled[common.CLS_LABEL]), name='loss_cls')
-    tf.losses.add_loss(loss)
+    supervised.add_loss_cls(outputs.cls_logits, labeled[common.CLS_LABEL])
   return outputs
 
 

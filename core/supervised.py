@@ -90,7 +90,12 @@ def add_classification_loss(images, cls_labels, model_options, num_classes):
   logits, end_points = model.classification_logits(
       images, model_options, num_classes - 1, weight_decay=FLAGS.weight_decay,
       is_training=True, fine_tune_batch_norm=FLAGS.fine_tune_batch_norm)
-  loss = tf.identity(wss_losses.classification_loss(logits, cls_labels),
+  return add_loss_cls(logits, cls_labels), logits, end_points
+
+
+def add_loss_cls(cls_logits, cls_labels):
+  """Adds the sigmoid cross-entropy `loss_cls` (float [B,C-1] inputs)."""
+  loss = tf.identity(wss_losses.classification_loss(cls_logits, cls_labels),
                      name='loss_cls')
   tf.losses.add_loss(loss)
-  return loss, logits, end_points
+  return loss
