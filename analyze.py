@@ -1,0 +1,326 @@
+"""End-of-run analysis of a supervised baseline and a PseudoSeg run.
+
+Evaluates every checkpoint of both training logdirs on --eval_split and writes
+into --output_dir:
+
+  curves.png       training loss, val mIoU, PseudoSeg pseudo-label accuracy
+                   and ECE (decoder / SGC / fused / sharpened) over steps
+  reliability.png  reliability diagrams of PseudoSeg's decoder, SGC, fused and
+                   sharpened pseudo labels on val, last checkpoint
+  overlays.png     image | ground truth | baseline | PseudoSeg, first
+                   --num_overlay_images val images, last checkpoints
+  RESULTS.md       the results table (also printed), files and TensorBoard
+  results.json     the table's rows as JSON
+  analysis/<run>-<step>.json  per-checkpoint numbers (cache: a rerun skips
+                   checkpoints already analysed with the same settings)
+
+Pass the model, dataset and PseudoSeg flags given to training (the PseudoSeg
+flags take train_wss.py's defaults), plus --train_split for the table:
+
+  python analyze.py --sup_logdir=work_dirs/quickstart/train_sup \
+    --wss_logdir=work_dirs/quickstart/train_wss \
+    --output_dir=work_dirs/quickstart/analysis --model_variant=mobilenet_v2 \
+    --output_stride=16 --dataset=synthetic --dataset_dir=work_dirs/synthetic \
+    --eval_split=val --eval_crop_size=193,193 --train_split=16_clean_3
+
+What is measured is described in core/analysis.py: mIoU as eval.py computes
+it; calibration and pseudo-label accuracy at the decoder-logit resolution,
+labels resized nearest as in training, ignored pixels left out.
+"""
+import os
+
+from absl import app
+from absl import flags
+
+from core import analysis
+from core import data_generator
+from core import evaluation
+from core import pseudoseg
+from core import train_flags
+from core import wss_flags  # noqa: F401  (PseudoSeg flags read by pseudoseg)
+from deeplab import common
+from deeplab.tf_compat import tf
+from utils import plots
+from utils.errors import InputError
+from utils.errors import run_reporting_errors
+
+FLAGS = flags.FLAGS
+train_flags.apply_wss_defaults()
+
+flags.DEFINE_string('sup_logdir', None,
+                    'Training logdir of the supervised baseline '
+                    '(train_sup.py).')
+flags.DEFINE_string('wss_logdir', None,
+                    'Training logdir of the PseudoSeg run (train_wss.py).')
+flags.DEFINE_string('output_dir', None,
+                    'Where figures, RESULTS.md and the per-checkpoint cache '
+                    '(analysis/) go.')
+flags.DEFINE_list('eval_crop_size', '513,513',
+                  'Height,width every image is padded to (as eval.py).')
+flags.DEFINE_string('eval_split', 'val', 'Split (tfrecord prefix) to analyse.')
+flags.DEFINE_integer('eval_batch_size', 1,
+                     'Images per batch. The SGC batch norm and logit_norm use '
+                     'batch statistics, so the SGC/fused ECEs depend on it; '
+                     'pass the per-clone training batch to mimic training.')
+flags.DEFINE_string('upper_bound_json', None,
+                    'Optional JSON of a full-label upper bound, added to the '
+                    'table when the file exists: {"miou_mean": mean val mIoU '
+                    'in [0, 1], "miou_std": std over seeds, "seeds": [ints], '
+                    '"steps": int, "train_split": "train_aug", "command": '
+                    '"the command run", "date": "ISO date"}; only miou_mean '
+                    'is required.')
+flags.DEFINE_integer('num_overlay_images', 6,
+                     'Rows of overlays.png (the first images of the split).')
+flags.DEFINE_integer('max_checkpoints_per_run', 0,
+                     'Analyse at most this many checkpoints of each run, '
+                     'evenly spaced, always the first and the last; <= 0: all '
+                     '(each costs one pass over the split).')
+flags.DEFINE_enum('colormap_type', 'pascal', ['pascal', 'cityscapes', 'ade20k'],
+                  'Colour map of the label maps in overlays.png.')
+
+BASELINE, PSEUDOSEG = 'baseline', 'pseudoseg'
+# Bump when the per-checkpoint JSON changes meaning, to invalidate caches.
+_CACHE_VERSION = 1
+# Event tags of the training-batch ECEs (core/pseudoseg.py) per source.
+_TRAIN_ECE_TAGS = {'decoder': 'calibration/ece_decoder',
+                   'sgc': 'calibration/ece_attention',
+                   'fused': 'calibration/ece_fused',
+                   'sharpened': 'calibration/ece_pseudo'}
+_LOSS_TAG = 'total_loss'
+
+
+def _check_flags():
+  """Validates the flags; returns (crop_size, scales, {run: checkpoints})."""
+  evaluation.require_flags(FLAGS, ['sup_logdir', 'wss_logdir', 'output_dir',
+                                   'dataset_dir'])
+  crop_size = evaluation.parse_crop_size(FLAGS.eval_crop_size, 'eval_crop_size')
+  evaluation.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
+  if FLAGS.num_overlay_images < 0:
+    raise InputError('--num_overlay_images must be >= 0')
+  scales = evaluation.check_scales(FLAGS.eval_scales)
+  checkpoints = {
+      run: analysis.select_evenly(analysis.list_checkpoints(logdir, flag),
+                                  FLAGS.max_checkpoints_per_run)
+      for run, logdir, flag in ((BASELINE, FLAGS.sup_logdir, 'sup_logdir'),
+                                (PSEUDOSEG, FLAGS.wss_logdir, 'wss_logdir'))}
+  if FLAGS.eval_split == common.TEST_SET:
+    raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
+  evaluation.check_dataset_split(data_generator.DATASETS, FLAGS.dataset,
+                                 FLAGS.eval_split, FLAGS.dataset_dir)
+  common.model_options_from_flags(
+      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
+  if FLAGS.use_attention:
+    pseudoseg.attention_strides()
+  analysis.read_upper_bound(FLAGS.upper_bound_json)
+  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+    raise InputError('--output_dir %s exists and is not a directory' %
+                     FLAGS.output_dir)
+  return crop_size, scales, checkpoints
+
+
+def _pseudo_config():
+  return analysis.PseudoLabelConfig(
+      use_attention=FLAGS.use_attention, pseudo_src=FLAGS.pseudo_src,
+      logit_norm=FLAGS.logit_norm,
+      # Hard pseudo labels are never sharpened in training.
+      temperature=FLAGS.temperature if FLAGS.soft_pseudo_label else 1.0)
+
+
+def _settings(run, crop_size, scales):
+  """What a run's per-checkpoint numbers depend on (the cache key)."""
+  settings = {
+      'version': _CACHE_VERSION, 'dataset': FLAGS.dataset,
+      'dataset_dir': os.path.abspath(FLAGS.dataset_dir),
+      'split': FLAGS.eval_split, 'crop_size': crop_size,
+      'batch_size': FLAGS.eval_batch_size, 'eval_scales': scales,
+      'add_flipped_images': FLAGS.add_flipped_images,
+      'image_pyramid': FLAGS.image_pyramid,
+      'model_variant': FLAGS.model_variant,
+      'output_stride': FLAGS.output_stride,
+      'atrous_rates': FLAGS.atrous_rates,
+      'decoder_output_stride': FLAGS.decoder_output_stride}
+  if run == PSEUDOSEG:
+    settings.update(_pseudo_config()._asdict())
+    settings.update(att_strides=FLAGS.att_strides, att_v2=FLAGS.att_v2,
+                    attention_dim=FLAGS.attention_dim)
+  return settings
+
+
+def _analyze_run(run, checkpoints, crop_size, scales, progress):
+  """Records of every checkpoint of one run and the overlay rows of its last.
+
+  Cached records are reused; the graph is built only if something is left to
+  compute.
+  """
+  pseudo_config = _pseudo_config() if run == PSEUDOSEG else None
+  settings = _settings(run, crop_size, scales)
+  records, todo = {}, []
+  for step, checkpoint in checkpoints:
+    key = analysis.checkpoint_settings(checkpoint, **settings)
+    cached = analysis.load_cached(
+        analysis.cache_path(FLAGS.output_dir, run, step), key)
+    if cached is None:
+      todo.append((step, checkpoint, key))
+    else:
+      records[step] = cached
+      progress.done(run, step, analysis.record_summary(cached), cached=True)
+  last_step, last_checkpoint = checkpoints[-1]
+  overlay_key = dict(
+      analysis.checkpoint_settings(last_checkpoint, **settings),
+      num_images=FLAGS.num_overlay_images)
+  overlay_path = analysis.overlays_path(FLAGS.output_dir, run, last_step)
+  overlays = ([] if not FLAGS.num_overlay_images else analysis.load_overlays(
+      overlay_path, overlay_key, FLAGS.num_overlay_images))
+  if not todo and overlays is not None:
+    return [records[step] for step, _ in checkpoints], overlays
+  with tf.Graph().as_default():
+    dataset = evaluation.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
+                                      crop_size, num_readers=1)
+    # The valid mask (image area) feeds the SGC, as in training; eval_dataset
+    # has no argument for it, and the pipeline reads the attribute when built.
+    dataset.output_valid = True
+    iterator = analysis.make_iterator(dataset)
+    options = common.model_options_from_flags(dataset.num_of_classes,
+                                              crop_size)
+    per_batch, overlay = analysis.build_fetches(
+        iterator.get_next(), options, dataset.num_of_classes,
+        dataset.ignore_label, scales, FLAGS.add_flipped_images,
+        FLAGS.image_pyramid, pseudo_config)
+    with tf.Session(FLAGS.master) as sess:
+      for step, checkpoint, key in todo:
+        progress.start()
+        totals = analysis.evaluate_checkpoint(sess, iterator, per_batch,
+                                              checkpoint, pseudo_config)
+        record = analysis.checkpoint_record(run, checkpoint, step, totals, key)
+        path = analysis.cache_path(FLAGS.output_dir, run, step)
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        evaluation.write_json_atomically(path, record)
+        records[step] = record
+        progress.done(run, step, analysis.record_summary(record))
+      if overlays is None:
+        overlays = analysis.collect_overlays(sess, iterator, overlay,
+                                             last_checkpoint,
+                                             FLAGS.num_overlay_images)
+        analysis.save_overlays(overlay_path, overlays, overlay_key)
+  return [records[step] for step, _ in checkpoints], overlays
+
+
+def _curves_figure(records, scalars, path):
+  names = {BASELINE: 'Supervised baseline', PSEUDOSEG: 'PseudoSeg'}
+  loss, miou = {}, {}
+  for run in (BASELINE, PSEUDOSEG):
+    curve = analysis.find_curve(scalars[run], _LOSS_TAG)
+    if curve is not None:
+      loss[names[run]] = curve
+    val = analysis.validation_curves(records[run])
+    miou[names[run]] = (val['step'], val['miou'])
+  val = analysis.validation_curves(records[PSEUDOSEG])
+  pseudo_accuracy = {
+      'pixel accuracy': (val['step'], val['pseudo_pixel_accuracy']),
+      'mIoU': (val['step'], val['pseudo_miou'])}
+  val_ece = {source: (val['step'], val['ece_' + source])
+             for source in analysis.SOURCES if 'ece_' + source in val}
+  train_ece = {}
+  for source, tag in _TRAIN_ECE_TAGS.items():
+    curve = analysis.find_curve(scalars[PSEUDOSEG], tag)
+    if curve is not None and source in val_ece:
+      train_ece[source] = curve
+  plots.plot_curves(path, loss, miou, pseudo_accuracy, val_ece, train_ece)
+
+
+def _reliability_figure(last, path):
+  statistics = {source: analysis.statistics_from_record(reliability)
+                for source, reliability in last['reliability'].items()}
+  eces = {source: reliability['ece']
+          for source, reliability in last['reliability'].items()}
+  plots.plot_reliability(
+      path, statistics, eces,
+      'PseudoSeg on %s, step %d (%d images; pixels at the decoder-logit '
+      'resolution)' % (FLAGS.eval_split, last['global_step'],
+                       last['num_images']))
+
+
+def _overlays_figure(overlays, steps, num_classes, ignore_label, path):
+  baseline_rows, pseudoseg_rows = overlays[BASELINE], overlays[PSEUDOSEG]
+  rows = []
+  for baseline, pseudoseg_row in zip(baseline_rows, pseudoseg_rows):
+    accuracy = lambda row: analysis.image_pixel_accuracy(
+        row['label'], row['prediction'], ignore_label)
+    label = '%s\nbaseline %s\nPseudoSeg %s' % (
+        baseline['name'], analysis.percent(accuracy(baseline)),
+        analysis.percent(accuracy(pseudoseg_row)))
+    rows.append((label, [baseline['image'], baseline['label'],
+                         baseline['prediction'], pseudoseg_row['prediction']]))
+  titles = ['Image', 'Ground truth', 'Baseline (step %d)' % steps[BASELINE],
+            'PseudoSeg (step %d)' % steps[PSEUDOSEG]]
+  plots.plot_overlays(path, rows, titles, num_classes, ignore_label,
+                      FLAGS.colormap_type)
+
+
+def _results_markdown(table, files, num_images):
+  logdir = os.path.commonpath([os.path.abspath(FLAGS.sup_logdir),
+                               os.path.abspath(FLAGS.wss_logdir)])
+  lines = [
+      '# Results: supervised baseline vs PseudoSeg', '',
+      'Dataset `%s`, split `%s` (%d images), last checkpoint of each run. '
+      'val mIoU as eval.py computes it. Pseudo-label accuracy (argmax of the '
+      'sharpened pseudo labels) and the expected calibration errors (15 '
+      'equal-width confidence bins) are measured on the same images with the '
+      'model in inference mode, at the decoder-logit resolution (labels '
+      'resized nearest as in training, ignored pixels left out), in batches '
+      'of %d images. Gain: PseudoSeg minus baseline, in percentage points.' %
+      (FLAGS.dataset, FLAGS.eval_split, num_images, FLAGS.eval_batch_size),
+      '', table, 'Files:', '']
+  lines += ['- `%s`: %s' % (path, what) for path, what in files]
+  lines += ['', 'Training curves in TensorBoard:', '',
+            '    .venv/bin/tensorboard --logdir %s' % logdir, '']
+  return '\n'.join(lines)
+
+
+def main(unused_argv):
+  crop_size, scales, checkpoints = _check_flags()
+  total = sum(len(c) for c in checkpoints.values())
+  progress = analysis.Progress({run: len(c) for run, c in checkpoints.items()},
+                               total)
+  records, overlays = {}, {}
+  for run in (BASELINE, PSEUDOSEG):
+    records[run], overlays[run] = _analyze_run(run, checkpoints[run], crop_size,
+                                               scales, progress)
+  descriptor = data_generator.DATASETS[FLAGS.dataset]
+  scalars = {BASELINE: analysis.read_scalar_events(FLAGS.sup_logdir),
+             PSEUDOSEG: analysis.read_scalar_events(FLAGS.wss_logdir)}
+  output = FLAGS.output_dir
+  files = [(os.path.join(output, 'curves.png'),
+            'loss, val mIoU, pseudo-label accuracy and ECE over steps'),
+           (os.path.join(output, 'reliability.png'),
+            'reliability diagrams, PseudoSeg last checkpoint'),
+           (os.path.join(output, 'overlays.png'),
+            'image | ground truth | baseline | PseudoSeg (row labels: pixel '
+            'accuracy of each image)'),
+           (os.path.join(output, 'results.json'), 'this table as JSON'),
+           (os.path.join(output, 'analysis'), 'per-checkpoint JSON')]
+  _curves_figure(records, scalars, files[0][0])
+  _reliability_figure(records[PSEUDOSEG][-1], files[1][0])
+  if FLAGS.num_overlay_images:
+    last_steps = {run: c[-1][0] for run, c in checkpoints.items()}
+    _overlays_figure(overlays, last_steps,
+                     descriptor.num_classes, descriptor.ignore_label,
+                     files[2][0])
+  else:
+    del files[2]
+  rows = analysis.results_rows(
+      records[BASELINE][-1], records[PSEUDOSEG][-1], FLAGS.train_split,
+      FLAGS.train_split_cls, analysis.read_upper_bound(FLAGS.upper_bound_json))
+  table = analysis.results_table(rows)
+  evaluation.write_json_atomically(os.path.join(output, 'results.json'),
+                                   {'rows': rows})
+  results_path = os.path.join(output, 'RESULTS.md')
+  markdown = _results_markdown(table, files,
+                                records[PSEUDOSEG][-1]['num_images'])
+  analysis.write_text_atomically(results_path, markdown)
+  print('\n' + markdown)
+  print('written: %s' % results_path)
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: run_reporting_errors(main, argv))

@@ -1,0 +1,765 @@
+"""End-of-run analysis of a baseline run and a PseudoSeg run (analyze.py).
+
+For every checkpoint of a run, one pass over the evaluation split gives:
+
+* val mIoU, exactly as eval.py computes it (`evaluation.predict` at the input
+  resolution, `evaluation.batch_confusion_matrix`, `evaluation.mean_iou`);
+* for a PseudoSeg run also, with the model in inference mode on the same
+  images: reliability statistics (per confidence bin: pixel count, sum of
+  confidence, sum of correct) and the expected calibration error (ECE) of four
+  per-pixel distributions,
+    `decoder`   softmax of the decoder logits,
+    `sgc`       softmax of the self-attention-refined Grad-CAM
+                (`pseudoseg.attention_branch(class_labels=None,
+                is_training=False)`), resized bilinear (align_corners) to the
+                decoder-logit size,
+    `fused`     `pseudo_label.fuse_probabilities` of the two,
+    `sharpened` `pseudo_label.sharpen(fused, temperature)`, the soft pseudo
+                labels,
+  and the pseudo-label accuracy: pixel accuracy and mIoU of argmax(sharpened)
+  against the ground truth.
+
+All calibration and pseudo-label statistics are computed at the decoder-logit
+resolution (e.g. 49 x 49 for a 193 crop at decoder stride 4), with the labels
+resized nearest-neighbour to that size as training does
+(`monitoring.resize_labels_nearest`); only pixels whose (resized) label is not
+the ignore label count, so the eval padding never counts. The confidence bins
+are those of `core/calibration.py`: (b / B, (b + 1) / B], b = 0..B-1.
+
+Two parts of the PseudoSeg pipeline use batch statistics and so depend on the
+evaluation batch: the batch norm of the SGC's `pixel_normalization` (always in
+training mode, as in the original) and the joint RMS of `logit_norm`. Their
+ECEs are therefore those of batches of `batch_size` evaluation images.
+
+The module also reads training curves from TensorBoard event files. It reads
+no absl flag itself; `pseudoseg.attention_branch` reads the PseudoSeg flags
+(att_strides, att_v2, attention_dim, weight_decay, ...) internally.
+"""
+import collections
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from core import evaluation
+from core import monitoring
+from core import pseudo_label
+from core import pseudoseg
+from deeplab import common
+from deeplab import model
+from deeplab.tf_compat import tf
+from utils.errors import InputError
+
+NUM_BINS = 15
+# The distributions whose calibration is measured, in plotting order.
+SOURCES = ('decoder', 'sgc', 'fused', 'sharpened')
+_STATISTICS = ('count', 'sum_confidence', 'sum_correct')
+_CHECKPOINT_INDEX = re.compile(r'^(.*-(\d+))\.index$')
+_EVENTS_PATTERN = 'events.out.tfevents.*'
+
+# How a PseudoSeg run turns the decoder and SGC outputs into pseudo labels.
+# use_attention: whether the run had the Grad-CAM/SGC branch; pseudo_src,
+# logit_norm: arguments of `fuse_probabilities`; temperature: of `sharpen`
+# (1.0 for hard pseudo labels, which training never sharpens).
+PseudoLabelConfig = collections.namedtuple(
+    'PseudoLabelConfig',
+    ['use_attention', 'pseudo_src', 'logit_norm', 'temperature'])
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints.
+
+
+def list_checkpoints(logdir, flag_name):
+  """All checkpoints `<prefix>-<step>` in `logdir`, oldest first.
+
+  Args:
+    logdir: a training logdir.
+    flag_name: the flag naming it, for error messages.
+
+  Returns:
+    list of (step int, checkpoint prefix str), sorted by step.
+
+  Raises:
+    InputError: the folder does not exist or holds no checkpoint.
+  """
+  if not logdir or not os.path.isdir(logdir):
+    raise InputError('--%s %s is not a directory (pass a training logdir)' %
+                     (flag_name, logdir))
+  found = []
+  for name in os.listdir(logdir):
+    match = _CHECKPOINT_INDEX.match(name)
+    if match:
+      found.append((int(match.group(2)), os.path.join(logdir, match.group(1))))
+  if not found:
+    raise InputError('--%s %s holds no checkpoint (no <prefix>-<step>.index '
+                     'file)' % (flag_name, logdir))
+  return sorted(found)
+
+
+def select_evenly(checkpoints, limit):
+  """At most `limit` of the checkpoints, evenly spaced, always the first and
+  the last (all of them when limit <= 0 or there are no more)."""
+  if limit <= 0 or len(checkpoints) <= limit:
+    return list(checkpoints)
+  if limit == 1:
+    return [checkpoints[-1]]
+  indices = np.unique(np.round(np.linspace(0, len(checkpoints) - 1, limit)))
+  return [checkpoints[int(i)] for i in indices]
+
+
+# ----------------------------------------------------------------------------
+# Statistics.
+
+
+def reliability_statistics(probs, labels, ignore_label, num_bins=NUM_BINS):
+  """Graph op: per-bin pixel count, sum of confidence and sum of correct.
+
+  Confidence = max_c probs, correct = [argmax_c probs == label]; the bins are
+  those of `calibration.expected_calibration_error` (the same float32
+  arithmetic, so both agree exactly).
+
+  Args:
+    probs: float [B, h, w, C] class probabilities.
+    labels: int [B, h, w] ground truth at the same resolution.
+    ignore_label: label value whose pixels are left out.
+    num_bins: number of equal-width confidence bins.
+
+  Returns:
+    float64 [3, num_bins]: rows count, sum of confidence, sum of correct.
+  """
+  labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+  probs = tf.reshape(tf.cast(probs, tf.float32), [-1, tf.shape(probs)[-1]])
+  valid = tf.not_equal(labels, ignore_label)
+  confidence = tf.boolean_mask(tf.reduce_max(probs, axis=1), valid)
+  correct = tf.boolean_mask(tf.equal(tf.argmax(probs, axis=1), labels), valid)
+  bins = tf.clip_by_value(
+      tf.cast(tf.math.ceil(confidence * num_bins), tf.int32) - 1, 0,
+      num_bins - 1)
+  rows = [tf.ones_like(confidence, dtype=tf.float64),
+          tf.cast(confidence, tf.float64), tf.cast(correct, tf.float64)]
+  return tf.stack([tf.math.unsorted_segment_sum(row, bins, num_bins)
+                   for row in rows])
+
+
+def expected_calibration_error(statistics):
+  """ECE = sum_b |sum_correct_b - sum_confidence_b| / sum_b count_b.
+
+  Args:
+    statistics: array [3, B] of `reliability_statistics` (summed over batches).
+
+  Returns:
+    float, or None when no pixel was counted.
+  """
+  count, confidence, correct = np.asarray(statistics, dtype=np.float64)
+  total = count.sum()
+  if total <= 0:
+    return None
+  return float(np.abs(correct - confidence).sum() / total)
+
+
+def reliability_record(statistics):
+  """JSON form of summed statistics [3, B]: lists per row plus `ece`."""
+  statistics = np.asarray(statistics, dtype=np.float64)
+  record = {name: statistics[i].tolist() for i, name in enumerate(_STATISTICS)}
+  record['count'] = [int(round(value)) for value in record['count']]
+  record['ece'] = expected_calibration_error(statistics)
+  return record
+
+
+def statistics_from_record(record):
+  """Inverse of `reliability_record`: float64 [3, B]."""
+  return np.array([record[name] for name in _STATISTICS], dtype=np.float64)
+
+
+def pixel_accuracy(confusion):
+  """Correct / counted pixels of a confusion matrix; None if it is empty."""
+  confusion = np.asarray(confusion, dtype=np.float64)
+  total = confusion.sum()
+  return float(np.trace(confusion) / total) if total > 0 else None
+
+
+# ----------------------------------------------------------------------------
+# Graph.
+
+
+def make_iterator(dataset):
+  """A re-initialisable iterator over a `data_generator.Dataset`, so that one
+  graph can make a pass per checkpoint."""
+  return tf.data.make_initializable_iterator(dataset.get_dataset())
+
+
+def build_fetches(samples, model_options, num_classes, ignore_label,
+                  eval_scales=(1.0,), add_flipped_images=False,
+                  image_pyramid=None, pseudo_config=None):
+  """Builds the per-batch tensors of one run in the default graph.
+
+  Args:
+    samples: batch dict of an eval-mode dataset with `image` float
+      [N, H, W, 3], `label` int [N, H, W, 1] and `valid` int [N, H, W, 1]
+      (1 on the image, 0 on the padding).
+    model_options: common.ModelOptions (crop size = the eval crop).
+    num_classes: C.
+    ignore_label: ignored label value.
+    eval_scales, add_flipped_images, image_pyramid: as eval.py's flags.
+    pseudo_config: PseudoLabelConfig for a PseudoSeg run, None for a baseline.
+
+  Returns:
+    (per_batch, overlay): dicts of tensors. per_batch: `confusion` int64
+    [C, C], `num_images` int32; PseudoSeg also `reliability` float64
+    [S, 3, NUM_BINS] (S sources in SOURCES order, `sgc` absent without
+    attention; see `sources_of`) and `pseudo_confusion` int64 [C, C].
+    overlay: `image` uint8 [N, H, W, 3],
+    `label` int [N, H, W], `prediction` int64 [N, H, W], `valid` bool
+    [N, H, W] (the image area), `name` string [N].
+  """
+  images = samples[common.IMAGE]
+  labels = samples[common.LABEL]
+  prediction = evaluation.predict(images, model_options, eval_scales,
+                                  add_flipped_images,
+                                  image_pyramid)[common.OUTPUT_TYPE]
+  per_batch = {
+      'confusion': evaluation.batch_confusion_matrix(
+          labels, prediction, num_classes, ignore_label),
+      'num_images': tf.shape(images)[0]}
+  overlay = {
+      'image': tf.cast(tf.clip_by_value(images, 0, 255), tf.uint8),
+      'label': labels[..., 0], 'prediction': prediction,
+      'valid': tf.cast(samples[common.VALID][..., 0], tf.bool),
+      'name': samples[common.IMAGE_NAME]}
+  if pseudo_config is not None:
+    per_batch.update(_pseudo_label_fetches(
+        samples, model_options, num_classes, ignore_label, image_pyramid,
+        pseudo_config))
+  return per_batch, overlay
+
+
+def sources_of(pseudo_config):
+  """The measured distributions of a run (no `sgc` without attention)."""
+  if pseudo_config.use_attention:
+    return SOURCES
+  return tuple(s for s in SOURCES if s != 'sgc')
+
+
+def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
+                          image_pyramid, pseudo_config):
+  """Calibration and pseudo-label tensors at the decoder-logit resolution."""
+  images = samples[common.IMAGE]
+  decoder_logits = model.multi_scale_logits(
+      images, model_options, image_pyramid=image_pyramid, is_training=False,
+      fine_tune_batch_norm=False)[common.OUTPUT_TYPE][
+          model.MERGED_LOGITS_SCOPE]
+  logits_size = tf.shape(decoder_logits)[1:3]
+  labels = monitoring.resize_labels_nearest(samples[common.LABEL], logits_size)
+  probs = {'decoder': tf.nn.softmax(decoder_logits)}
+  sgc_logits = None
+  if pseudo_config.use_attention:
+    valid = pseudoseg.valid_at(samples[common.VALID], logits_size)
+    with tf.name_scope('sgc_inference'):
+      outputs = pseudoseg.attention_branch(
+          images, None, valid, model_options, num_classes, is_training=False)
+    sgc_logits = tf.image.resize_bilinear(outputs.logits, logits_size,
+                                          align_corners=True)
+    probs['sgc'] = tf.nn.softmax(sgc_logits)
+  probs['fused'] = pseudo_label.fuse_probabilities(
+      decoder_logits, sgc_logits, pseudo_config.pseudo_src,
+      pseudo_config.logit_norm)
+  probs['sharpened'] = pseudo_label.sharpen(probs['fused'],
+                                            pseudo_config.temperature)
+  pseudo_classes = tf.argmax(probs['sharpened'], axis=3)
+  return {
+      'reliability': tf.stack([
+          reliability_statistics(probs[name], labels, ignore_label)
+          for name in sources_of(pseudo_config)]),
+      'pseudo_confusion': evaluation.batch_confusion_matrix(
+          labels, pseudo_classes, num_classes, ignore_label),
+  }
+
+
+# ----------------------------------------------------------------------------
+# Running.
+
+
+def evaluate_checkpoint(sess, iterator, per_batch, checkpoint, pseudo_config):
+  """One pass over the split with `checkpoint`; returns the summed numbers.
+
+  Args:
+    sess: session of the graph holding `per_batch`.
+    iterator: the initializable iterator feeding it.
+    per_batch: the first dict of `build_fetches`.
+    checkpoint: checkpoint prefix to restore.
+    pseudo_config: as given to `build_fetches`.
+
+  Returns:
+    dict: `confusion` int64 [C, C], `num_images` int, and for PseudoSeg
+    `reliability` {source: float64 [3, NUM_BINS]} and `pseudo_confusion`
+    int64 [C, C].
+  """
+  _restore(sess, checkpoint)
+  sess.run(iterator.initializer)
+  totals = {}
+  while True:
+    values = _next_batch(sess, per_batch)
+    if values is None:
+      break
+    for key, value in values.items():
+      totals[key] = totals[key] + value if key in totals else value
+  if not totals:
+    raise InputError('the evaluation split holds no image')
+  totals['num_images'] = int(totals['num_images'])
+  if pseudo_config is not None:
+    totals['reliability'] = dict(zip(sources_of(pseudo_config),
+                                     totals['reliability']))
+  return totals
+
+
+def _restore(sess, checkpoint):
+  """Restores every variable of the graph from `checkpoint`.
+
+  Raises:
+    InputError: the checkpoint lacks some (e.g. a train_sup.py checkpoint
+      analysed as a PseudoSeg run, or other --att_strides/--model_variant).
+  """
+  missing = evaluation.restore_variables(sess, checkpoint)
+  if missing:
+    raise InputError(
+        'checkpoint %s lacks %d variable(s) of the analysis graph, e.g. %s: '
+        'is it a run of the right script (--sup_logdir: train_sup.py, '
+        '--wss_logdir: train_wss.py) with the same model flags?' %
+        (checkpoint, len(missing), missing[0]))
+
+
+def _next_batch(sess, fetches):
+  """sess.run(fetches), or None at the end of the split; an image larger
+  than the eval crop is an InputError."""
+  try:
+    return sess.run(fetches)
+  except tf.errors.OutOfRangeError:
+    return None
+  except tf.errors.InvalidArgumentError as error:
+    if 'larger than the eval crop size' not in error.message:
+      raise
+    detail = error.message.split('[[')[0].split('assertion failed:')[-1]
+    raise InputError('an image of the split does not fit --eval_crop_size: %s'
+                     % ' '.join(detail.split()))
+
+
+def collect_overlays(sess, iterator, overlay, checkpoint, num_images):
+  """Image, label and prediction of the first `num_images` images.
+
+  Each is cropped to the image area (the bounding box of `valid`), so the eval
+  padding is not shown.
+
+  Returns:
+    list of dicts `image` uint8 [h, w, 3], `label` int [h, w], `prediction`
+    int [h, w], at most `num_images` long.
+  """
+  _restore(sess, checkpoint)
+  sess.run(iterator.initializer)
+  rows = []
+  while len(rows) < num_images:
+    values = _next_batch(sess, overlay)
+    if values is None:
+      break
+    for index in range(len(values['image'])):
+      rows.append(_cropped(values, index))
+  return rows[:num_images]
+
+
+def _cropped(values, index):
+  area = values['valid'][index]
+  rows, columns = np.flatnonzero(area.any(axis=1)), np.flatnonzero(
+      area.any(axis=0))
+  if rows.size == 0:
+    rows = columns = np.arange(area.shape[0])
+  window = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+  row = {key: values[key][index][window]
+         for key in ('image', 'label', 'prediction')}
+  row['name'] = evaluation.output_name(values['name'][index], index)
+  return row
+
+
+def image_pixel_accuracy(label, prediction, ignore_label):
+  """Share of the labelled pixels of one image predicted right (None if
+  none is labelled)."""
+  counted = np.asarray(label) != ignore_label
+  if not counted.any():
+    return None
+  return float(np.mean(np.asarray(prediction)[counted] ==
+                       np.asarray(label)[counted]))
+
+
+class Progress(object):
+  """Prints one line per checkpoint with the overall ETA.
+
+  The ETA multiplies the checkpoints still to compute by the mean time of the
+  checkpoints computed so far, per run (runs not started yet: the overall
+  mean); cached checkpoints cost nothing.
+  """
+
+  def __init__(self, to_compute, total, stream=None, clock=time.time):
+    """to_compute: {run: number of checkpoints}; total: their sum."""
+    self._left = dict(to_compute)
+    self._seconds = collections.defaultdict(list)
+    self._total = total
+    self._done = 0
+    self._stream = stream or sys.stdout
+    self._clock = clock
+    self._start = None
+
+  def start(self):
+    """Marks the start of one checkpoint's computation."""
+    self._start = self._clock()
+
+  def eta(self):
+    """Seconds still needed (None before the first measurement)."""
+    measured = [s for values in self._seconds.values() for s in values]
+    if not measured:
+      return None if any(self._left.values()) else 0.
+    overall = np.mean(measured)
+    return float(sum(
+        left * (np.mean(self._seconds[run]) if self._seconds[run] else overall)
+        for run, left in self._left.items()))
+
+  def done(self, run, step, summary, cached=False):
+    """Reports a finished checkpoint (computed since `start`, or cached)."""
+    self._done += 1
+    self._left[run] -= 1
+    if cached:
+      timing = 'cached'
+    else:
+      seconds = self._clock() - self._start
+      self._seconds[run].append(seconds)
+      timing = '%.1f s' % seconds
+    eta = self.eta()
+    print('analysis %d/%d  %s step %d: %s  (%s, ETA %s)' % (
+        self._done, self._total, run, step, summary, timing,
+        '?' if eta is None else _format_seconds(eta)),
+          file=self._stream, flush=True)
+
+
+def _format_seconds(seconds):
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return '%d:%02d:%02d' % (hours, minutes, seconds)
+
+
+def record_summary(record):
+  """Short text of a checkpoint record for the progress line."""
+  text = 'val mIoU %s' % percent(record['miou'])
+  if 'pseudo_label' in record:
+    text += ', pseudo-label acc. %s, ECE fused %s' % (
+        percent(record['pseudo_label']['pixel_accuracy']),
+        percent(record['reliability']['fused']['ece']))
+  return text
+
+
+def percent(value):
+  """`12.3%` of a fraction, `-` for None."""
+  return '-' if value is None else '%.1f%%' % (100 * value)
+
+
+# ----------------------------------------------------------------------------
+# Per-checkpoint records and their cache.
+
+
+def _finite_or_none(value):
+  return None if value is None or not np.isfinite(value) else float(value)
+
+
+def checkpoint_record(run, checkpoint, step, totals, settings):
+  """The JSON-serialisable results of one checkpoint.
+
+  Args:
+    run: run name ('baseline' or 'pseudoseg').
+    checkpoint: checkpoint prefix.
+    step: its global step.
+    totals: the dict of `evaluate_checkpoint`.
+    settings: JSON-serialisable dict of everything the numbers depend on
+      (compared by `load_cached`).
+
+  Returns:
+    `evaluation.results_record` (checkpoint, global_step, miou, per_class_iou,
+    num_images, confusion_matrix) plus `run`, `settings` and, for PseudoSeg,
+    `reliability` {source: {count, sum_confidence, sum_correct: [NUM_BINS],
+    ece}} and `pseudo_label` {pixel_accuracy, miou, confusion_matrix}.
+  """
+  extra = {'run': run, 'settings': settings}
+  if 'reliability' in totals:
+    extra['reliability'] = {source: reliability_record(statistics)
+                            for source, statistics in
+                            totals['reliability'].items()}
+    confusion = totals['pseudo_confusion']
+    extra['pseudo_label'] = {
+        'pixel_accuracy': pixel_accuracy(confusion),
+        'miou': _finite_or_none(evaluation.mean_iou(confusion)),
+        'confusion_matrix': np.asarray(confusion, np.int64).tolist()}
+  return evaluation.results_record(checkpoint, step, totals['confusion'],
+                                   totals['num_images'], **extra)
+
+
+def cache_path(output_dir, run, step):
+  """`<output_dir>/analysis/<run>-<step>.json`."""
+  return os.path.join(output_dir, 'analysis', '%s-%d.json' % (run, step))
+
+
+def checkpoint_settings(checkpoint, **settings):
+  """Settings of one checkpoint's analysis, normalised as JSON would store
+  them; includes the checkpoint and its modification time so that a new
+  training run in the same logdir is not mistaken for the cached one."""
+  settings = dict(settings, checkpoint=checkpoint,
+                  checkpoint_mtime=int(os.stat(checkpoint + '.index').st_mtime))
+  return json.loads(json.dumps(settings))
+
+
+def load_cached(path, settings):
+  """The record at `path` if it exists, parses and has these settings."""
+  try:
+    with open(path) as stream:
+      record = json.load(stream)
+  except (OSError, ValueError):
+    return None
+  return record if record.get('settings') == settings else None
+
+
+def overlays_path(output_dir, run, step):
+  """`<output_dir>/analysis/<run>-<step>-overlays.npz`."""
+  return os.path.join(output_dir, 'analysis',
+                      '%s-%d-overlays.npz' % (run, step))
+
+
+def save_overlays(path, rows, settings):
+  """Saves `collect_overlays` rows and their settings (atomically)."""
+  arrays = {'settings': np.array(json.dumps(settings, sort_keys=True))}
+  for index, row in enumerate(rows):
+    for key, value in row.items():
+      arrays['%s_%d' % (key, index)] = np.asarray(value)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  handle, temporary = tempfile.mkstemp(dir=directory, suffix='.tmp.npz')
+  os.close(handle)
+  try:
+    np.savez_compressed(temporary, **arrays)
+    os.replace(temporary, path)
+  except BaseException:
+    os.remove(temporary)
+    raise
+
+
+def load_overlays(path, settings, num_images):
+  """The first `num_images` saved rows, or None if the file is missing, made
+  with other settings or holds fewer rows."""
+  try:
+    with np.load(path) as data:
+      if str(data['settings']) != json.dumps(settings, sort_keys=True):
+        return None
+      rows = []
+      while len(rows) < num_images and 'image_%d' % len(rows) in data:
+        index = len(rows)
+        row = {key: data['%s_%d' % (key, index)]
+               for key in ('image', 'label', 'prediction')}
+        row['name'] = str(data['name_%d' % index])
+        rows.append(row)
+  except (OSError, ValueError, KeyError):
+    return None
+  return rows if len(rows) == num_images else None
+
+
+# ----------------------------------------------------------------------------
+# Training curves from event files.
+
+
+def read_scalar_events(logdir):
+  """Scalar summaries of the event files directly in `logdir`.
+
+  Returns:
+    {tag: (steps int64 [n], values float64 [n])}, sorted by step; when a step
+    was written more than once (a resumed run), the last value written wins.
+  """
+  by_tag = collections.defaultdict(dict)
+  paths = sorted(glob.glob(os.path.join(logdir, _EVENTS_PATTERN)))
+  for path in paths:
+    try:
+      for event in tf.compat.v1.train.summary_iterator(path):
+        for value in event.summary.value:
+          scalar = _scalar_of(value)
+          if scalar is not None:
+            by_tag[value.tag][int(event.step)] = scalar
+    except tf.errors.DataLossError:
+      pass  # A file still being written ends in a truncated record.
+  curves = {}
+  for tag, points in by_tag.items():
+    steps = np.array(sorted(points), dtype=np.int64)
+    curves[tag] = (steps, np.array([points[s] for s in steps], np.float64))
+  return curves
+
+
+def _scalar_of(value):
+  kind = value.WhichOneof('value')
+  if kind == 'simple_value':
+    return float(value.simple_value)
+  if kind == 'tensor' and value.metadata.plugin_data.plugin_name == 'scalars':
+    return float(tf.make_ndarray(value.tensor))
+  return None
+
+
+def find_curve(curves, tag):
+  """The curve of `tag`, else of `tag_<n>` with the smallest n, else None.
+
+  TF1 summaries of a name that already exists get a `_1` suffix (e.g.
+  `total_loss_1` beside the `total_loss` op); both spellings are accepted.
+  """
+  if tag in curves:
+    return curves[tag]
+  pattern = re.compile(re.escape(tag) + r'_(\d+)$')
+  matches = sorted((int(m.group(1)), name) for name in curves
+                   for m in [pattern.match(name)] if m)
+  return curves[matches[0][1]] if matches else None
+
+
+def validation_curves(records):
+  """Arrays over checkpoints (sorted by step) from checkpoint records.
+
+  Returns:
+    dict: `step` int [n], `miou` float [n] (NaN where undefined) and, when the
+    records are PseudoSeg ones, `pseudo_pixel_accuracy`, `pseudo_miou` and
+    `ece_<source>` per measured source.
+  """
+  records = sorted(records, key=lambda r: r['global_step'])
+  value = lambda v: np.nan if v is None else float(v)
+  curves = {'step': np.array([r['global_step'] for r in records], np.int64),
+            'miou': np.array([value(r['miou']) for r in records])}
+  if records and 'reliability' in records[0]:
+    curves['pseudo_pixel_accuracy'] = np.array(
+        [value(r['pseudo_label']['pixel_accuracy']) for r in records])
+    curves['pseudo_miou'] = np.array(
+        [value(r['pseudo_label']['miou']) for r in records])
+    for source in records[0]['reliability']:
+      curves['ece_' + source] = np.array(
+          [value(r['reliability'][source]['ece']) for r in records])
+  return curves
+
+
+# ----------------------------------------------------------------------------
+# The results table.
+
+
+def read_upper_bound(path):
+  """The full-label upper bound JSON (see analyze.py --upper_bound_json).
+
+  Returns:
+    dict with at least `miou_mean` (float in [0, 1]); None if `path` is empty
+    or does not exist.
+
+  Raises:
+    InputError: the file exists but is not such a JSON object.
+  """
+  if not path or not os.path.exists(path):
+    return None
+  try:
+    with open(path) as stream:
+      data = json.load(stream)
+    float(data['miou_mean'])
+  except (OSError, ValueError, TypeError, KeyError) as error:
+    raise InputError('--upper_bound_json %s is not a JSON object with a '
+                     'numeric "miou_mean" (%s)' % (path, error))
+  return data
+
+
+def results_rows(baseline, pseudoseg_record, labeled_split, unlabeled_split,
+                 upper_bound=None):
+  """Rows of the results table from the last records of both runs.
+
+  Args:
+    baseline: checkpoint record of the baseline's last checkpoint.
+    pseudoseg_record: checkpoint record of PseudoSeg's last checkpoint.
+    labeled_split: labeled split of both runs (e.g. 16_clean_3).
+    unlabeled_split: PseudoSeg's unlabeled split (e.g. train_aug).
+    upper_bound: dict of `read_upper_bound`, or None.
+
+  Returns:
+    list of dicts with keys method, script, split, steps, miou (fractions or
+    None) and, for PseudoSeg, gain, pseudo_pixel_accuracy, pseudo_miou and
+    ece_<source>; the upper bound row has miou_std and seeds.
+  """
+  rows = [
+      {'method': 'Supervised baseline', 'script': 'train_sup.py',
+       'split': labeled_split, 'steps': baseline['global_step'],
+       'miou': baseline['miou']},
+  ]
+  pseudoseg_row = {
+      'method': 'PseudoSeg', 'script': 'train_wss.py',
+      'split': '%s + unlabeled %s' % (labeled_split, unlabeled_split),
+      'steps': pseudoseg_record['global_step'],
+      'miou': pseudoseg_record['miou'],
+      'gain': (None if None in (pseudoseg_record['miou'], baseline['miou'])
+               else pseudoseg_record['miou'] - baseline['miou']),
+      'pseudo_pixel_accuracy':
+          pseudoseg_record['pseudo_label']['pixel_accuracy'],
+      'pseudo_miou': pseudoseg_record['pseudo_label']['miou']}
+  for source, reliability in pseudoseg_record['reliability'].items():
+    pseudoseg_row['ece_' + source] = reliability['ece']
+  rows.append(pseudoseg_row)
+  if upper_bound is not None:
+    rows.append({
+        'method': 'Full-label upper bound', 'script': 'train_sup.py',
+        'split': upper_bound.get('train_split', 'all labels'),
+        'steps': upper_bound.get('steps'),
+        'miou': float(upper_bound['miou_mean']),
+        'miou_std': upper_bound.get('miou_std'),
+        'seeds': upper_bound.get('seeds')})
+  return rows
+
+
+_COLUMNS = (
+    ('Method', 'method'), ('Script', 'script'), ('Labeled split', 'split'),
+    ('Steps', 'steps'), ('val mIoU (%)', 'miou'),
+    ('Gain over baseline (pp)', 'gain'),
+    ('Pseudo-label pixel acc. (%)', 'pseudo_pixel_accuracy'),
+    ('Pseudo-label mIoU (%)', 'pseudo_miou'),
+    ('ECE decoder (%)', 'ece_decoder'), ('ECE SGC (%)', 'ece_sgc'),
+    ('ECE fused (%)', 'ece_fused'), ('ECE sharpened (%)', 'ece_sharpened'))
+
+
+def _cell(row, key):
+  value = row.get(key)
+  if value is None:
+    return '-'
+  if key in ('method', 'script', 'split', 'steps'):
+    return str(value)
+  if key == 'gain':
+    return '%+.1f' % (100 * value)
+  text = '%.1f' % (100 * value)
+  if key == 'miou' and row.get('miou_std') is not None:
+    text += ' ± %.1f' % (100 * row['miou_std'])
+    if row.get('seeds'):
+      text += ' (%d seeds)' % len(row['seeds'])
+  return text
+
+
+def results_table(rows):
+  """The rows as a Markdown table (percentages, gain in points)."""
+  lines = ['| %s |' % ' | '.join(title for title, _ in _COLUMNS),
+           '|%s' % ('---|' * len(_COLUMNS))]
+  for row in rows:
+    lines.append('| %s |' % ' | '.join(_cell(row, key) for _, key in _COLUMNS))
+  return '\n'.join(lines) + '\n'
+
+
+def write_text_atomically(path, text):
+  """Writes `text` to `path` through a temporary file and os.replace."""
+  directory = os.path.dirname(os.path.abspath(path))
+  handle, temporary = tempfile.mkstemp(
+      dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
+  try:
+    with os.fdopen(handle, 'w') as stream:
+      stream.write(text)
+    os.replace(temporary, path)
+  except BaseException:
+    os.remove(temporary)
+    raise

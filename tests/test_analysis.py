@@ -1,0 +1,295 @@
+"""analyze.py and its library: reliability statistics, event curves, the
+results table, the figures, and one end-to-end run on two tiny runs."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from conftest import run_script
+from core import analysis
+from core import calibration
+from core import pseudoseg
+from deeplab import common
+from deeplab import model
+from deeplab.tf_compat import tf
+from utils import plots
+from utils.errors import InputError
+
+NUM_CLASSES = 9  # synthetic: background + 8
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+# Six pixels, four classes; the last-but-one label is ignored. Confidences are
+# exact in float32 so the bins are known: 0.5 -> bin 7 (ceil(7.5) - 1),
+# 0.75 -> bin 11, 1.0 -> bin 14.
+_PROBS = np.array([[[
+    [0.5, 0.25, 0.125, 0.125],     # conf 0.5, predicts 0, label 0: correct
+    [0.125, 0.75, 0.125, 0.0],     # conf 0.75, predicts 1, label 2: wrong
+    [0.0, 1.0, 0.0, 0.0],          # conf 1.0, predicts 1, label 1: correct
+], [
+    [0.125, 0.125, 0.25, 0.5],     # ignored
+    [0.0625, 0.0625, 0.375, 0.5],  # conf 0.5, predicts 3, label 3: correct
+    [0.5, 0.25, 0.25, 0.0],        # conf 0.5, predicts 0, label 1: wrong
+]]], np.float32)
+_LABELS = np.array([[[0, 2, 1], [255, 3, 1]]], np.int32)
+
+
+@pytest.fixture(scope='module')
+def statistics():
+  with tf.Graph().as_default(), tf.Session() as sess:
+    stats, ece = sess.run([
+        analysis.reliability_statistics(tf.constant(_PROBS),
+                                        tf.constant(_LABELS), 255),
+        calibration.expected_calibration_error(tf.constant(_PROBS),
+                                               tf.constant(_LABELS))])
+  return stats, ece
+
+
+def test_reliability_statistics_match_hand_computation(statistics):
+  stats, _ = statistics
+  expected = np.zeros([3, analysis.NUM_BINS])
+  expected[:, 7] = [3, 1.5, 2]    # pixels 1, 5, 6
+  expected[:, 11] = [1, 0.75, 0]  # pixel 2
+  expected[:, 14] = [1, 1.0, 1]   # pixel 3
+  np.testing.assert_allclose(stats, expected)
+  # (|2 - 1.5| + |0 - 0.75| + |1 - 1|) / 5 pixels.
+  assert analysis.expected_calibration_error(stats) == pytest.approx(0.25)
+
+
+def test_ece_agrees_with_the_training_summary(statistics):
+  stats, training_ece = statistics
+  assert analysis.expected_calibration_error(stats) == pytest.approx(
+      training_ece, abs=1e-6)
+  record = analysis.reliability_record(stats)
+  assert record['count'][7] == 3 and record['ece'] == pytest.approx(0.25)
+  np.testing.assert_allclose(analysis.statistics_from_record(record), stats)
+  assert analysis.expected_calibration_error(np.zeros([3, 15])) is None
+
+
+def test_select_evenly_keeps_first_and_last():
+  checkpoints = [(s, 'ckpt-%d' % s) for s in range(10)]
+  assert [s for s, _ in analysis.select_evenly(checkpoints, 4)] == [0, 3, 6, 9]
+  assert analysis.select_evenly(checkpoints, 0) == checkpoints
+  assert analysis.select_evenly(checkpoints, 1) == [checkpoints[-1]]
+
+
+def _write_events(logdir, values_by_step):
+  """One event file of scalar summaries {step: {tag: value}}."""
+  writer = tf.summary.FileWriter(str(logdir))
+  for step, values in values_by_step.items():
+    writer.add_summary(tf.Summary(value=[
+        tf.Summary.Value(tag=tag, simple_value=value)
+        for tag, value in values.items()]), step)
+  writer.close()
+
+
+def test_scalar_curves_last_write_wins_and_suffix_is_matched(tmp_path):
+  _write_events(tmp_path, {1: {'total_loss_1': 3.0, 'total_loss_2': 9.0},
+                           2: {'total_loss_1': 2.0}})
+  # A resumed run writes a second file that repeats step 2.
+  import time
+  time.sleep(1.1)  # event file names carry the second they were opened
+  _write_events(tmp_path, {2: {'total_loss_1': 1.5, 'learning_rate': 0.5},
+                           3: {'total_loss_1': 1.0}})
+  curves = analysis.read_scalar_events(str(tmp_path))
+  steps, values = analysis.find_curve(curves, 'total_loss')
+  np.testing.assert_array_equal(steps, [1, 2, 3])
+  np.testing.assert_allclose(values, [3.0, 1.5, 1.0])
+  assert analysis.find_curve(curves, 'learning_rate')[1].tolist() == [0.5]
+  assert analysis.find_curve(curves, 'total') is None
+
+
+def _record(step, miou, pseudo=None):
+  record = {'global_step': step, 'miou': miou}
+  if pseudo is not None:
+    record['pseudo_label'] = {'pixel_accuracy': pseudo, 'miou': pseudo / 2}
+    record['reliability'] = {s: {'ece': 0.01 * (i + 1)}
+                             for i, s in enumerate(analysis.SOURCES)}
+  return record
+
+
+def test_results_rows_and_table(tmp_path):
+  upper = tmp_path / 'upper.json'
+  upper.write_text(json.dumps({'miou_mean': 0.7, 'miou_std': 0.015,
+                               'seeds': [0, 1, 2], 'steps': 3000,
+                               'train_split': 'train_aug'}))
+  rows = analysis.results_rows(
+      _record(800, 0.40), _record(800, 0.45, pseudo=0.9), '16_clean_3',
+      'train_aug', analysis.read_upper_bound(str(upper)))
+  assert [r['method'] for r in rows] == [
+      'Supervised baseline', 'PseudoSeg', 'Full-label upper bound']
+  assert rows[1]['gain'] == pytest.approx(0.05)
+  assert rows[1]['ece_sgc'] == pytest.approx(0.02)
+  lines = analysis.results_table(rows).splitlines()
+  assert len(lines) == 5
+  cells = lambda line: [c.strip() for c in line.strip('|').split('|')]
+  assert cells(lines[2])[:6] == ['Supervised baseline', 'train_sup.py',
+                                 '16_clean_3', '800', '40.0', '-']
+  assert cells(lines[3])[4:] == ['45.0', '+5.0', '90.0', '45.0', '1.0', '2.0',
+                                 '3.0', '4.0']
+  assert cells(lines[4])[2:5] == ['train_aug', '3000', '70.0 ± 1.5 (3 seeds)']
+  assert len(analysis.results_rows(_record(1, 0.5), _record(1, 0.4, 0.5),
+                                   's', 'u', None)) == 2
+  assert analysis.read_upper_bound(str(tmp_path / 'absent.json')) is None
+  upper.write_text('{"miou": 1}')
+  with pytest.raises(InputError, match='miou_mean'):
+    analysis.read_upper_bound(str(upper))
+
+
+def _is_png(path):
+  with open(path, 'rb') as stream:
+    return stream.read(8) == PNG_MAGIC and os.path.getsize(path) > 1000
+
+
+def test_plots_write_png_files(tmp_path):
+  steps = np.array([0, 10, 20])
+  curve = (steps, np.array([0.1, 0.3, 0.4]))
+  plots.plot_curves(str(tmp_path / 'curves.png'), {'a': curve, 'b': curve},
+                    {'a': curve}, {'pixel accuracy': curve},
+                    {'decoder': curve, 'sgc': curve},
+                    {'decoder': curve})
+  plots.plot_curves(str(tmp_path / 'empty.png'), {}, {}, {}, {})
+  stats = np.zeros([3, 15])
+  stats[:, 7], stats[:, 14] = [3, 1.5, 2], [1, 1.0, 1]
+  plots.plot_reliability(str(tmp_path / 'reliability.png'),
+                         {'decoder': stats, 'fused': stats},
+                         {'decoder': 0.1, 'fused': None}, 'title')
+  label = np.array([[0, 1], [255, 8]])
+  assert plots.colorize(label)[1, 0].tolist() == list(plots.IGNORE_COLOR)
+  assert plots.colorize(label)[0, 1].tolist() == [128, 0, 0]
+  image = np.zeros([2, 2, 3], np.uint8)
+  plots.plot_overlays(str(tmp_path / 'overlays.png'),
+                      [('row 1', [image, label, label, label])] * 2,
+                      ['Image', 'GT', 'A', 'B'], NUM_CLASSES)
+  names = sorted(os.listdir(str(tmp_path)))
+  assert names == ['curves.png', 'empty.png', 'overlays.png',
+                   'reliability.png']  # no temporary file left behind
+  assert all(_is_png(str(tmp_path / name)) for name in names)
+
+
+# ----------------------------------------------------------------------------
+# End to end. The two runs' checkpoints are built in process with the model
+# code of train_sup.py / train_wss.py (real training steps would add a minute
+# of CPU time and nothing the analysis reads; analyze.py refuses a checkpoint
+# that lacks a variable of its graph, so the names are checked).
+
+MODEL_FLAGS = ['--model_variant=mobilenet_v2', '--output_stride=16',
+               '--dataset=synthetic']
+
+
+def _options():
+  return common.ModelOptions({common.OUTPUT_TYPE: NUM_CLASSES},
+                             crop_size=[33, 33], output_stride=16,
+                             model_variant='mobilenet_v2')
+
+
+def _build_baseline_on(images):
+  model.multi_scale_logits(images, _options(), None, is_training=True,
+                           fine_tune_batch_norm=True)
+
+
+def _build_baseline():
+  _build_baseline_on(tf.placeholder(tf.float32, [1, 33, 33, 3]))
+
+
+def _build_pseudoseg():
+  """The variables train_wss.py adds: DeepLab, the cls head, the SGC."""
+  images = tf.placeholder(tf.float32, [2, 33, 33, 3])
+  _build_baseline_on(images)
+  pseudoseg.attention_branch(images, tf.placeholder(tf.float32, [2, 8]),
+                             tf.ones([2, 3, 3]), _options(), NUM_CLASSES,
+                             is_training=True)
+
+
+def _save_run(logdir, build, seed, events):
+  """Checkpoints at steps 1 and 2 (different weights) and an event file."""
+  with tf.Graph().as_default():
+    tf.set_random_seed(seed)
+    build()
+    step = tf.train.get_or_create_global_step()
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      for value in (1, 2):
+        sess.run(tf.assign(step, value))
+        saver.save(sess, os.path.join(logdir, 'model.ckpt'), global_step=value)
+        sess.run(tf.global_variables_initializer())
+  _write_events(logdir, events)
+
+
+@pytest.fixture(scope='module')
+def two_runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp('analysis_runs')
+  sup, wss = str(root / 'train_sup'), str(root / 'train_wss')
+  os.makedirs(sup)
+  os.makedirs(wss)
+  _save_run(sup, _build_baseline, 0, {1: {'total_loss_1': 2.0},
+                                      2: {'total_loss_1': 1.5}})
+  _save_run(wss, _build_pseudoseg, 1, {
+      1: {'total_loss': 3.0, 'calibration/ece_decoder': 0.2},
+      2: {'total_loss': 2.5, 'calibration/ece_decoder': 0.1}})
+  return root, sup, wss
+
+
+def _analyze(synthetic_dir, sup, wss, output, *extra):
+  return run_script('analyze.py', *MODEL_FLAGS,
+                    '--dataset_dir=%s' % synthetic_dir,
+                    '--eval_crop_size=113,113', '--eval_batch_size=2',
+                    '--train_split=16_clean_3', '--sup_logdir=%s' % sup,
+                    '--wss_logdir=%s' % wss, '--output_dir=%s' % output,
+                    *extra, timeout=600)
+
+
+@pytest.mark.e2e
+def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
+  root, sup, wss = two_runs
+  output = str(root / 'out')
+  upper = root / 'upper.json'
+  upper.write_text(json.dumps({'miou_mean': 0.75, 'miou_std': 0.01,
+                               'seeds': [0, 1]}))
+  process = _analyze(synthetic_dir, sup, wss, output,
+                     '--num_overlay_images=3', '--upper_bound_json=%s' % upper)
+  assert process.returncode == 0, process.stderr[-3000:]
+  progress = re.findall(r'^analysis (\d)/4 +(\w+) step (\d)', process.stdout,
+                        re.M)
+  assert progress == [('1', 'baseline', '1'), ('2', 'baseline', '2'),
+                      ('3', 'pseudoseg', '1'), ('4', 'pseudoseg', '2')]
+  for name in ('curves.png', 'reliability.png', 'overlays.png'):
+    assert _is_png(os.path.join(output, name)), name
+  with open(os.path.join(output, 'analysis', 'pseudoseg-2.json')) as stream:
+    record = json.load(stream)
+  assert record['num_images'] == 8 and record['global_step'] == 2
+  for source in analysis.SOURCES:
+    reliability = record['reliability'][source]
+    # Every labelled val pixel at the 33 x 33 decoder resolution is counted
+    # once per source; the pseudo-label confusion counts the same pixels.
+    assert sum(reliability['count']) == np.sum(
+        record['pseudo_label']['confusion_matrix'])
+    assert 0 <= reliability['ece'] <= 1
+  # Logits of a 113 crop at output stride 16 are 8 x 8; the padding (the
+  # images are 84-108 px) is not counted.
+  assert 8 * 4 * 4 < sum(record['reliability']['decoder']['count']) < 8 * 64
+  with open(os.path.join(output, 'RESULTS.md')) as stream:
+    markdown = stream.read()
+  assert markdown in process.stdout
+  for text in ('| Supervised baseline | train_sup.py | 16_clean_3 | 2 |',
+               '| PseudoSeg | train_wss.py | 16_clean_3 + unlabeled train_aug '
+               '| 2 |', '| 75.0 ± 1.0 (2 seeds) |',
+               'tensorboard --logdir %s' % root):
+    assert text in markdown, text
+  # A rerun reuses every cached checkpoint.
+  rerun = _analyze(synthetic_dir, sup, wss, output, '--num_overlay_images=0')
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert rerun.stdout.count('(cached') == 4
+
+
+@pytest.mark.e2e
+def test_bad_logdirs_exit_2(two_runs, synthetic_dir, tmp_path):
+  root, sup, wss = two_runs
+  process = _analyze(synthetic_dir, str(root / 'absent'), wss,
+                     str(tmp_path / 'out'))
+  assert process.returncode == 2
+  assert process.stderr.strip().splitlines()[-1].startswith(
+      'error: --sup_logdir %s is not a directory' % (root / 'absent'))
+  assert not os.path.exists(str(tmp_path / 'out'))
