@@ -118,12 +118,14 @@ def _check_labels(values, num_classes):
          FLAGS.dataset))
 
 
-def _evaluate(checkpoint_path, crop_size, scales, split_size):
-  """One pass over the split with one checkpoint; returns the results record."""
+def _evaluate(snapshot, crop_size, scales, split_size):
+  """One pass over the split with one checkpoint (an evaluation.
+  CheckpointSnapshot, read before the model is built: training may delete the
+  files meanwhile); returns the results record."""
   with tf.Graph().as_default():
     fetches, num_classes = _build_graph(crop_size, scales)
     with tf.Session(FLAGS.master) as sess:
-      evaluation.restore_variables(sess, checkpoint_path)
+      evaluation.restore_snapshot(sess, snapshot)
       confusion = np.zeros([num_classes, num_classes], dtype=np.int64)
       cls_counts = np.zeros([4], dtype=np.int64)
       progress = evaluation.ProgressLogger(split_size, _PROGRESS_EVERY)
@@ -141,8 +143,7 @@ def _evaluate(checkpoint_path, crop_size, scales, split_size):
   classification = (evaluation.classification_metrics(cls_counts)
                     if FLAGS.weakly else None)
   return evaluation.results_record(
-      checkpoint_path, evaluation.checkpoint_global_step(checkpoint_path),
-      confusion, progress.done, classification, dataset=FLAGS.dataset,
+      snapshot.path, snapshot.global_step, confusion, progress.done, classification, dataset=FLAGS.dataset,
       split=FLAGS.eval_split, eval_scales=scales,
       add_flipped_images=FLAGS.add_flipped_images)
 
@@ -179,12 +180,19 @@ def _report(record, json_path):
 def main(unused_argv):
   crop_size, scales, split_size = _check_flags()
   writer = None
+  skipped = set()
   for checkpoint_path in evaluation.checkpoints_to_evaluate(
       FLAGS.checkpoint_dir, FLAGS.eval_interval_secs,
-      FLAGS.max_number_of_evaluations):
+      FLAGS.max_number_of_evaluations, skipped=skipped):
     logging.info('Evaluating %s on %s/%s.', checkpoint_path, FLAGS.dataset,
                  FLAGS.eval_split)
-    record = _evaluate(checkpoint_path, crop_size, scales, split_size)
+    try:
+      snapshot = evaluation.snapshot_checkpoint(checkpoint_path)
+    except evaluation.CheckpointVanished as vanished:
+      logging.warning('%s', vanished)
+      skipped.add(checkpoint_path)
+      continue
+    record = _evaluate(snapshot, crop_size, scales, split_size)
     if writer is None:
       tf.io.gfile.makedirs(FLAGS.eval_logdir)
       writer = tf.summary.FileWriter(FLAGS.eval_logdir)

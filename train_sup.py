@@ -46,7 +46,8 @@ def main(unused_argv):
             model_options, labeled.num_of_classes)
 
     images_per_step = FLAGS.train_batch_size * (2 if FLAGS.weakly else 1)
-    training.train(config, build_clone, images_per_step)
+    datasets = [labeled, image_level] if FLAGS.weakly else [labeled]
+    training.train(config, build_clone, images_per_step, datasets=datasets)
 
 
 if __name__ == '__main__':

@@ -43,7 +43,8 @@ def main(unused_argv):
                             labeled.num_of_classes, labeled.ignore_label,
                             monitor=clone_index == 0)
 
-    training.train(config, build_clone, 2 * FLAGS.train_batch_size)
+    training.train(config, build_clone, 2 * FLAGS.train_batch_size,
+                   datasets=[labeled, unlabeled])
 
 
 if __name__ == '__main__':

@@ -1,7 +1,9 @@
 """The dataset registry and the tf.data input pipeline over DeepLab tfrecords.
 
 Records follow DeepLab's `build_data.image_seg_to_tfexample` schema (SPEC 2.1);
-a split is the set of files `<dataset_dir>/<split>-*`. Usage:
+a split is the set of shard files `<dataset_dir>/<split>-NNNNN-of-NNNNN` (with
+or without the `.tfrecord` extension; nothing else that starts with `<split>-`,
+such as a builder's temporary file, is read). Usage:
 
   dataset = Dataset('pascal_voc_seg', 'train_aug', dataset_dir, batch_size=4,
                     crop_size=[513, 513], min_scale_factor=0.5,
@@ -13,8 +15,11 @@ a split is the set of files `<dataset_dir>/<split>-*`. Usage:
 Bad arguments (unknown dataset or split, missing dataset_dir or files) raise
 `utils.errors.InputError` at construction. Problems inside the data surface when
 the iterator runs: a corrupt tfrecord raises `tf.errors.DataLossError`, an
-undecodable image or an image larger than the eval crop raises
+undecodable image, an image larger than the eval crop or (training only) a
+label value that is neither a class id nor the ignore label raises
 `tf.errors.InvalidArgumentError` with the reason in its message.
+`explain_data_error` turns the first two kinds into a one-line InputError
+naming the file, image and value.
 
 Randomness: every example gets its own stateless seed from a
 `tf.data.Dataset.random(seed)` stream and all its augmentation draws derive from
@@ -24,6 +29,7 @@ with the same seed yield identical batches.
 """
 import collections
 import os
+import re
 
 from core import input_preprocess
 from core import preprocess_utils
@@ -127,6 +133,89 @@ _FEATURES = {
     'image/segmentation/class/format':
         tf.io.FixedLenFeature((), tf.string, default_value='png'),
 }
+
+
+# First item of the assertion a training label out of range fails with; the
+# message is then `[marker] [split] [image name] [value]`.
+_LABEL_RANGE_MARKER = 'Training label value out of class range:'
+_LABEL_RANGE_MESSAGE = re.compile(
+    re.escape(_LABEL_RANGE_MARKER) + r'\] \[(.*?)\] \[(.*?)\] \[(\d+)\]')
+
+
+def shard_pattern(split_name):
+  """Regex of the file names of a split's shards (DeepLab's naming)."""
+  return re.compile(r'^%s-\d{5}-of-\d{5}(\.tfrecord)?$' %
+                    re.escape(split_name))
+
+
+def split_files(dataset_dir, split_name):
+  """The sorted shard files of a split in `dataset_dir` (maybe none).
+
+  Only `<split>-NNNNN-of-NNNNN[.tfrecord]` counts: a half-written temporary file
+  or any other name sharing the prefix is never read.
+  """
+  pattern = shard_pattern(split_name)
+  candidates = tf.io.gfile.glob(os.path.join(dataset_dir, '%s-*' % split_name))
+  return sorted(path for path in candidates
+                if pattern.match(os.path.basename(path)))
+
+
+def _first_corrupt_file(files):
+  """(path, reason) of the first file with a bad record, or None.
+
+  Reads every record of `files`; called only after a DataLossError, so the
+  cost (one pass over the split) is paid on the error path alone.
+  """
+  for path in files:
+    try:
+      for _ in tf.compat.v1.io.tf_record_iterator(path):
+        pass
+    except tf.errors.OpError as error:
+      return path, error.message.splitlines()[0]
+  return None
+
+
+def explain_data_error(error, datasets):
+  """An InputError naming the data behind a training-time TF error, or None.
+
+  Args:
+    error: a tf.errors.OpError raised while running the input pipeline.
+    datasets: the Dataset objects of the run (their files are searched).
+
+  Returns:
+    InputError for a corrupt/truncated tfrecord (naming the file and the
+    record offset TensorFlow reports) or a training label outside the class
+    range (naming split, image, value and dataset); None for other errors.
+  """
+  if isinstance(error, tf.errors.DataLossError):
+    files = [path for dataset in datasets for path in dataset.files]
+    found = _first_corrupt_file(files)
+    if found is None:
+      return InputError('a tfrecord of the training data is corrupt (%s); '
+                        'rebuild the split.' % error.message.splitlines()[0])
+    return InputError('corrupt tfrecord %s: %s; rebuild this split with '
+                      'its datasets/build_*.py builder.' % found)
+  if isinstance(error, tf.errors.InvalidArgumentError):
+    match = _LABEL_RANGE_MESSAGE.search(error.message)
+    if match is None:
+      return None
+    split, image_name, value = match.groups()
+    dataset = next((d for d in datasets if d.split_name == split),
+                   datasets[0] if datasets else None)
+    name = dataset.dataset_name if dataset else '?'
+    descriptor = DATASETS.get(name)
+    classes = ('0..%d, ignore label %d' % (descriptor.num_classes - 1,
+                                           descriptor.ignore_label)
+               if descriptor else 'unknown')
+    likely = [other for other, d in sorted(DATASETS.items())
+              if other != name and int(value) < d.num_classes]
+    hint = (' (a class id of: %s)' % ', '.join(likely)) if likely else ''
+    return InputError(
+        'image %s of split %s has label value %s, which is no class of '
+        '--dataset=%s (%s): the records belong to another dataset; pass the '
+        'matching --dataset%s.' % (image_name, split, value, name, classes,
+                                   hint))
+  return None
 
 
 def get_dataset_descriptor(dataset_name):
@@ -236,7 +325,7 @@ class Dataset(object):
     self.files = self._get_all_files(descriptor)
 
   def _get_all_files(self, descriptor):
-    """Returns the sorted files `<dataset_dir>/<split>-*` (at least one)."""
+    """The sorted shard files of the split (at least one), see split_files."""
     if not self.dataset_dir:
       raise InputError('dataset_dir is not set; pass the folder holding the '
                        '%s tfrecords (--dataset_dir).' % self.dataset_name)
@@ -244,7 +333,7 @@ class Dataset(object):
       raise InputError('dataset_dir %r does not exist or is not a folder.' %
                        self.dataset_dir)
     pattern = os.path.join(self.dataset_dir, '%s-*' % self.split_name)
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = split_files(self.dataset_dir, self.split_name)
     if not files:
       raise InputError(
           'No tfrecord files match %s (dataset %r, split %r; known splits: '
@@ -275,9 +364,27 @@ class Dataset(object):
           tf.reduce_all(tf.equal(tf.shape(label)[:2], tf.shape(image)[:2])),
           ['Label size differs from image size for', sample[common.IMAGE_NAME],
            tf.shape(label), tf.shape(image)])
-      with tf.control_dependencies([check]):
+      checks = [check]
+      if self.is_training:
+        checks.append(self._label_range_check(label, sample[common.IMAGE_NAME]))
+      with tf.control_dependencies(checks):
         sample[common.LABEL] = tf.identity(label)
     return sample
+
+  def _label_range_check(self, label, image_name):
+    """Assertion: every label value is a class id or the ignore label.
+
+    Training would otherwise fail deep inside a metric or the loss (or, with
+    one-hot targets, silently train on zero vectors); eval.py counts such
+    pixels itself. `explain_data_error` reads the failure message.
+    """
+    bad = tf.logical_and(tf.greater_equal(label, self.num_of_classes),
+                         tf.not_equal(label, self.ignore_label))
+    first_bad = tf.reduce_max(tf.where(bad, label, tf.zeros_like(label)))
+    return tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)),
+        [_LABEL_RANGE_MARKER, self.split_name, image_name,
+         tf.cast(first_bad, tf.int32)])
 
   def _preprocess_image(self, sample, seed):
     """Preprocesses one parsed sample with its [2] int64 seed (SPEC 2.4-2.7)."""

@@ -8,6 +8,7 @@ Conventions: a confusion matrix is an int64 numpy array [C, C] whose rows are
 ground-truth classes and whose columns are predicted classes (the layout of
 `tf.math.confusion_matrix`).
 """
+import collections
 import json
 import math
 import os
@@ -96,14 +97,18 @@ def check_dataset_split(registry, dataset_name, split, dataset_dir):
                      (split, dataset_name, ', '.join(sorted(splits_to_sizes))))
   if not tf.io.gfile.isdir(dataset_dir):
     raise InputError('--dataset_dir %s is not a directory' % dataset_dir)
-  if not tf.io.gfile.glob(os.path.join(dataset_dir, split + '-*')):
-    raise InputError('no tfrecord files %s-* in --dataset_dir %s' %
-                     (split, dataset_dir))
+  if not data_generator.split_files(dataset_dir, split):
+    raise InputError('no tfrecord files %s-NNNNN-of-NNNNN in --dataset_dir %s'
+                     % (split, dataset_dir))
   return splits_to_sizes[split]
 
 
 # ----------------------------------------------------------------------------
 # Checkpoints.
+
+
+class CheckpointVanished(Exception):
+  """A checkpoint was deleted (rotated away by training) before it was read."""
 
 
 def _is_checkpoint_prefix(path):
@@ -121,7 +126,8 @@ def latest_checkpoint(directory):
   Uses the `checkpoint` state file when it names an existing checkpoint;
   otherwise (state file missing or stale, e.g. copied checkpoints) the prefix
   with the highest `-<step>` suffix, then the most recent, among `*.index`
-  files.
+  files. Either way the checkpoint is complete: the Saver writes the state
+  file, and the `.index` file, only after the data files.
   """
   path = tf.train.latest_checkpoint(directory)
   if path and _is_checkpoint_prefix(path):
@@ -160,7 +166,7 @@ def resolve_checkpoint(path, flag_name='checkpoint_dir'):
 
 def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
                             find_latest=latest_checkpoint, sleep=time.sleep,
-                            clock=time.time):
+                            clock=time.time, skipped=None):
   """Yields checkpoint prefixes to evaluate, newest first, then new ones.
 
   The latest checkpoint is yielded at once; afterwards `checkpoint_dir` is
@@ -171,6 +177,11 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
 
   With `max_evaluations > 0` an absent checkpoint is an InputError at once (a
   bounded run must not wait forever); otherwise the first checkpoint is awaited.
+
+  `skipped`: an optional set; a yielded prefix the caller adds to it before
+  asking for the next one (e.g. it vanished before it could be read) does not
+  count towards `max_evaluations`, and the next checkpoint is looked for at
+  once.
   """
   if not tf.io.gfile.isdir(checkpoint_dir):
     if max_evaluations > 0 or _is_checkpoint_prefix(
@@ -195,6 +206,8 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
       continue
     last, count, last_start = path, count + 1, clock()
     yield path
+    if skipped is not None and path in skipped:
+      count, last_start = count - 1, None
 
 
 def checkpoint_global_step(checkpoint_path):
@@ -206,19 +219,69 @@ def checkpoint_global_step(checkpoint_path):
   return step if step >= 0 else None
 
 
-def restore_variables(sess, checkpoint_path, variables=None):
-  """Restores `variables` (default: all global) from a checkpoint.
+# A checkpoint read into memory: prefix, global step (or None), name -> array.
+CheckpointSnapshot = collections.namedtuple('CheckpointSnapshot',
+                                            ['path', 'global_step', 'values'])
 
-  Variables missing from the checkpoint keep their initial value and are
-  logged one warning each (e.g. a classification head the checkpoint never
-  had). A shape mismatch means the model flags do not fit the checkpoint and is
-  an InputError, as is a checkpoint holding none of the variables.
+
+def snapshot_checkpoint(checkpoint_path, settle_secs=1.0):
+  """Reads a checkpoint that may vanish (a watcher's) into memory at once.
+
+  Training with `--max_to_keep` deletes old checkpoints at any time, so a
+  watcher reads every tensor right after it picks the checkpoint, before it
+  builds the model and runs the evaluation pass.
 
   Returns:
-    The sorted list of names of the variables that were not restored.
+    CheckpointSnapshot (global step from `global_step`, else the `-<step>`
+    suffix, else None).
+
+  Raises:
+    CheckpointVanished: the checkpoint was deleted before or while it was read.
   """
-  variables = tf.global_variables() if variables is None else variables
-  shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+  try:
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    values = {name: reader.get_tensor(name)
+              for name in reader.get_variable_to_shape_map()}
+  except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
+    # Deleting a checkpoint's files is not atomic: give the Saver a moment.
+    if _is_checkpoint_prefix(checkpoint_path):
+      time.sleep(settle_secs)
+    if _is_checkpoint_prefix(checkpoint_path):
+      raise
+    raise CheckpointVanished(
+        'checkpoint %s was deleted before it could be read (rotated away by '
+        'training, see --max_to_keep); skipped' % checkpoint_path) from error
+  if 'global_step' in values:
+    step = int(values['global_step'])
+  else:
+    step = _step_of(checkpoint_path)
+    step = step if step >= 0 else None
+  return CheckpointSnapshot(checkpoint_path, step, values)
+
+
+def _non_finite_error(checkpoint_path, bad_names):
+  return InputError('checkpoint %s holds NaN or Inf in %d variable(s) (e.g. '
+                    '%s): training diverged before it was saved; use an '
+                    'earlier checkpoint' % (checkpoint_path, len(bad_names),
+                                            ', '.join(bad_names[:3])))
+
+
+def check_finite_variables(sess, variables, checkpoint_path):
+  """Raises InputError if any float variable holds NaN or Inf after restore."""
+  floats = [v for v in variables if v.dtype.base_dtype.is_floating]
+  if not floats:
+    return
+  finite = sess.run([tf.reduce_all(tf.math.is_finite(v)) for v in floats])
+  bad = [v.op.name for v, ok in zip(floats, finite) if not ok]
+  if bad:
+    raise _non_finite_error(checkpoint_path, bad)
+
+
+def _match_variables(variables, shapes, checkpoint_path):
+  """Splits variables into {name: variable} found in `shapes` and missing ones.
+
+  Raises InputError on a shape mismatch or when none is found.
+  """
   present, missing = {}, []
   for variable in variables:
     name = variable.op.name
@@ -228,20 +291,60 @@ def restore_variables(sess, checkpoint_path, variables=None):
     if list(shapes[name]) != variable.shape.as_list():
       raise InputError('variable %s has shape %s in checkpoint %s but %s in '
                        'the model: check the model flags and the dataset' %
-                       (name, shapes[name], checkpoint_path,
+                       (name, list(shapes[name]), checkpoint_path,
                         variable.shape.as_list()))
     present[name] = variable
   if variables and not present:
     raise InputError('checkpoint %s holds none of the model variables (wrong '
                      '--model_variant?)' % checkpoint_path)
+  return present, missing
+
+
+def _initialize_missing(sess, missing, checkpoint_path):
   for variable in sorted(missing, key=lambda v: v.op.name):
     logging.warning('Variable %s is missing from checkpoint %s; it keeps its '
                     'initial value.', variable.op.name, checkpoint_path)
   if missing:
     sess.run(tf.variables_initializer(missing))
+  return sorted(variable.op.name for variable in missing)
+
+
+def restore_variables(sess, checkpoint_path, variables=None):
+  """Restores `variables` (default: all global) from a checkpoint.
+
+  Variables missing from the checkpoint keep their initial value and are
+  logged one warning each (e.g. a classification head the checkpoint never
+  had). A shape mismatch means the model flags do not fit the checkpoint and is
+  an InputError, as is a checkpoint holding none of the variables or one
+  holding NaN or Inf (a diverged training run).
+
+  Returns:
+    The sorted list of names of the variables that were not restored.
+  """
+  variables = tf.global_variables() if variables is None else variables
+  shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+  present, missing = _match_variables(variables, shapes, checkpoint_path)
+  not_restored = _initialize_missing(sess, missing, checkpoint_path)
   if present:
     tf.train.Saver(var_list=present).restore(sess, checkpoint_path)
-  return sorted(variable.op.name for variable in missing)
+    check_finite_variables(sess, list(present.values()), checkpoint_path)
+  return not_restored
+
+
+def restore_snapshot(sess, snapshot, variables=None):
+  """restore_variables from a CheckpointSnapshot (same checks and result)."""
+  variables = tf.global_variables() if variables is None else variables
+  shapes = {name: list(value.shape) for name, value in snapshot.values.items()}
+  present, missing = _match_variables(variables, shapes, snapshot.path)
+  bad = sorted(name for name in present
+               if np.issubdtype(snapshot.values[name].dtype, np.floating) and
+               not np.isfinite(snapshot.values[name]).all())
+  if bad:
+    raise _non_finite_error(snapshot.path, bad)
+  not_restored = _initialize_missing(sess, missing, snapshot.path)
+  for name, variable in sorted(present.items()):
+    variable.load(snapshot.values[name], sess)
+  return not_restored
 
 
 # ----------------------------------------------------------------------------
@@ -405,17 +508,29 @@ def _format_json(data):
 
 
 def write_json_atomically(path, data):
-  """Writes the dict `data` as JSON to `path` (temporary file + os.replace)."""
+  """Writes the dict `data` as JSON to `path` (temporary file + os.replace).
+
+  The file gets the mode of any new file (0644 under the usual umask), not
+  mkstemp's 0600.
+  """
   directory = os.path.dirname(os.path.abspath(path))
   handle, temporary = tempfile.mkstemp(
       dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
   try:
     with os.fdopen(handle, 'w') as stream:
       stream.write(_format_json(data))
+    os.chmod(temporary, 0o666 & ~_umask())
     os.replace(temporary, path)
   except BaseException:
     os.remove(temporary)
     raise
+
+
+def _umask():
+  """The process umask (reading it means setting it; set it straight back)."""
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
 
 
 def write_results(logdir, record):

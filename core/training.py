@@ -7,8 +7,20 @@ clones, the regularisation loss is added once (to clone 0), gradients are summed
 over clones and BN moving-average updates come from clone 0 only. Several
 machines use TensorFlow's own parameter-server runtime (`--num_ps_tasks`,
 `--num_replicas`, `--task`, `--master`).
+
+The train_logdir is guarded (`LogdirGuard`): one run at a time (a lock file
+holding the pid and host), files left by a killed run removed, a run that
+fails on bad input before its first step leaves the logdir as it found it, no
+checkpoint holding NaN/Inf is ever written, and the graph goes to the events
+files once per logdir, not on every restart.
 """
 import collections
+import errno
+import fcntl
+import os
+import re
+import shutil
+import socket
 import time
 
 from absl import flags
@@ -23,6 +35,7 @@ from deeplab import train_utils
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
 from utils.errors import InputError
+from utils.errors import Interrupted
 from utils.errors import TrainingError
 
 FLAGS = flags.FLAGS
@@ -91,8 +104,12 @@ def deployment_from_flags():
 def clone_batch_size(train_batch_size, num_clones):
   """Per-clone batch; InputError unless the global batch divides evenly."""
   if train_batch_size < num_clones or train_batch_size % num_clones:
+    # The paper's defaults (16 clones, batch 64) fit 16 GPUs; small runs must
+    # lower both flags together.
     raise InputError('--train_batch_size=%d must be a positive multiple of '
-                     '--num_clones=%d.' % (train_batch_size, num_clones))
+                     '--num_clones=%d; lower both together for a small run, '
+                     'e.g. --num_clones=1 --train_batch_size=2.' %
+                     (train_batch_size, num_clones))
   return train_batch_size // num_clones
 
 
@@ -297,15 +314,32 @@ def console_name(tensor):
   return name[:-len('/loss')] if name.endswith('/loss') else name
 
 
+def _tagged_summary(kind, tag, tensor):
+  """A scalar or histogram summary whose tag is exactly `tag`.
+
+  tf.summary.* derive the tag from a fresh name scope, so a tag equal to an op
+  name (`learning_rate`, `total_loss`, every variable) came out as `<tag>_1`.
+  """
+  with tf.name_scope(None):
+    if kind == 'scalar':
+      summary = tf.raw_ops.ScalarSummary(tags=tag, values=tensor,
+                                         name='summary_scalar')
+    else:
+      summary = tf.raw_ops.HistogramSummary(tag=tag, values=tensor,
+                                            name='summary_histogram')
+  tf.add_to_collection(tf.GraphKeys.SUMMARIES, summary)
+  return summary
+
+
 def add_loss_summaries(clones, total_loss, learning_rate):
   """Scalar summaries and console entries of every clone-0 loss."""
   for loss in tf.losses.get_losses(scope=clones[0].scope or None):
-    tf.summary.scalar('losses/%s' % console_name(loss), loss)
+    _tagged_summary('scalar', 'losses/%s' % console_name(loss), loss)
     tf.add_to_collection(CONSOLE_SCALARS, loss)
-  tf.summary.scalar('learning_rate', learning_rate)
-  tf.summary.scalar('total_loss', total_loss)
+  _tagged_summary('scalar', 'learning_rate', learning_rate)
+  _tagged_summary('scalar', 'total_loss', total_loss)
   for variable in slim.get_model_variables():
-    tf.summary.histogram(variable.op.name, variable)
+    _tagged_summary('histogram', variable.op.name, variable)
 
 
 class ProgressHook(tf.train.SessionRunHook):
@@ -380,27 +414,318 @@ def init_fn_from_flags(extra_excluded_scopes=()):
       ignore_missing_vars=True)
 
 
-def train(config, build_clone_fn, images_per_step):
+# ----------------------------------------------------------------------------
+# The train_logdir: lock, orphans, clean failure, finished runs.
+
+LOCK_FILE = 'train.lock'
+CHECKPOINT_BASENAME = 'model.ckpt'
+# Files a killed Saver leaves behind: partial data files, partial meta graphs.
+_ORPHAN_TEMPORARY = re.compile(r'\.tempstate\d*$|\.meta\.tmp[0-9a-f]*$|'
+                               r'^%s-\d+_temp$' % re.escape(CHECKPOINT_BASENAME))
+_CHECKPOINT_FILE = re.compile(r'^(%s-\d+)\.(index|meta|data-\d{5}-of-\d{5})$' %
+                              re.escape(CHECKPOINT_BASENAME))
+
+
+class LogdirLock(object):
+  """An exclusive lock on a train_logdir: `<logdir>/train.lock`.
+
+  The lock is `fcntl.flock` on the open file, so the kernel drops it when the
+  holder dies, also by kill -9: a lock file left by a dead process does not
+  block a restart. The file holds `pid host` of the holder for the message of
+  a second run.
+  """
+
+  def __init__(self, logdir):
+    self.path = os.path.join(logdir, LOCK_FILE)
+    self._file = None
+
+  def acquire(self):
+    """Takes the lock or raises InputError naming the holder's pid and host."""
+    while self._file is None:
+      try:
+        handle = open(self.path, 'a+')
+      except OSError as error:
+        raise InputError('--train_logdir %s is not writable (%s).' % (
+            os.path.dirname(self.path), error.strerror)) from None
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError as error:
+        handle.seek(0)
+        holder = handle.read().split()
+        handle.close()
+        if error.errno not in (errno.EAGAIN, errno.EACCES):
+          raise
+        raise InputError(
+            '--train_logdir %s is in use by another training run (pid %s on '
+            'host %s, lock file %s); wait for it to end or pass another '
+            '--train_logdir.' % (os.path.dirname(self.path),
+                                 holder[0] if holder else '?',
+                                 holder[1] if len(holder) > 1 else '?',
+                                 self.path)) from None
+      # The holder may have removed the file between our open and flock: then
+      # the lock is on a deleted file and a third run could lock a new one.
+      try:
+        same = os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino
+      except FileNotFoundError:
+        same = False
+      if not same:
+        handle.close()
+        continue
+      handle.seek(0)
+      handle.truncate()
+      handle.write('%d %s\n' % (os.getpid(), socket.gethostname()))
+      handle.flush()
+      self._file = handle
+    return self
+
+  def release(self):
+    """Removes the lock file and drops the lock."""
+    if self._file is None:
+      return
+    try:
+      os.remove(self.path)
+    except FileNotFoundError:
+      pass
+    self._file.close()
+    self._file = None
+
+
+def remove_orphans(logdir):
+  """Removes what killed runs left in `logdir`; returns the removed names.
+
+  Temporary checkpoint files (`*.tempstate*`, `*.meta.tmp*`, `*_temp` folders)
+  and `model.ckpt-N` files the `checkpoint` state file does not list (written
+  or rotated out while the run was killed). Without a state file no checkpoint
+  counts as an orphan. Call only while holding the LogdirLock.
+  """
+  names = sorted(os.listdir(logdir))
+  state = tf.train.get_checkpoint_state(logdir)
+  registered = None
+  if state is not None:
+    registered = {os.path.basename(path)
+                  for path in list(state.all_model_checkpoint_paths) +
+                  [state.model_checkpoint_path]}
+  removed = []
+  for name in names:
+    path = os.path.join(logdir, name)
+    match = _CHECKPOINT_FILE.match(name)
+    orphan = bool(_ORPHAN_TEMPORARY.search(name)) or (
+        match is not None and registered is not None and
+        match.group(1) not in registered)
+    if not orphan:
+      continue
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+    removed.append(name)
+  if removed:
+    logging.info('Removed %d file(s) left in %s by an interrupted run: %s',
+                 len(removed), logdir, ', '.join(removed))
+  return removed
+
+
+def checkpoint_step(logdir):
+  """(prefix, global step) of the latest checkpoint in logdir, or None."""
+  prefix = tf.train.latest_checkpoint(logdir) if logdir else None
+  if prefix is None:
+    return None
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    return prefix, int(reader.get_tensor('global_step'))
+  except (tf.errors.OpError, ValueError):
+    return None
+
+
+class LogdirGuard(object):
+  """Context manager guarding one training run's use of its train_logdir.
+
+  On entry (chief only): creates the folder, takes the LogdirLock and removes
+  orphans. On exit: if the run failed on bad input (InputError) before it
+  completed a step, removes every file the run created, and the folder if the
+  run created it, so a failed run leaves nothing behind; then releases the
+  lock. Set `trained` once a step completed.
+  """
+
+  def __init__(self, logdir, is_chief):
+    self.logdir = logdir
+    self.is_chief = is_chief
+    self.had_checkpoint = tf.train.latest_checkpoint(logdir) is not None
+    self.trained = False
+    self._lock = LogdirLock(logdir)
+    self._created = False
+    self._before = None
+
+  def __enter__(self):
+    if not self.is_chief:
+      return self
+    if not os.path.isdir(self.logdir):
+      try:
+        os.makedirs(self.logdir)
+      except OSError as error:
+        raise InputError('--train_logdir %s cannot be created (%s).' %
+                         (self.logdir, error.strerror)) from None
+      self._created = True
+    try:
+      self._lock.acquire()
+    except InputError:
+      if self._created:
+        shutil.rmtree(self.logdir, ignore_errors=True)
+      raise
+    self._before = set(os.listdir(self.logdir))
+    remove_orphans(self.logdir)
+    return self
+
+  def __exit__(self, exception_type, exception, traceback):
+    if not self.is_chief:
+      return False
+    if (exception_type is not None and issubclass(exception_type, InputError)
+        and not self.trained):
+      self._remove_new_files()
+    self._lock.release()
+    if self._created and exception_type is not None and not self.trained:
+      try:
+        os.rmdir(self.logdir)
+      except OSError:
+        pass
+    return False
+
+  def _remove_new_files(self):
+    for name in sorted(set(os.listdir(self.logdir)) - self._before):
+      if name == LOCK_FILE:
+        continue
+      path = os.path.join(self.logdir, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
+
+
+class _TrainedHook(tf.train.SessionRunHook):
+  """Marks the LogdirGuard once a step completed."""
+
+  def __init__(self, guard):
+    self._guard = guard
+
+  def after_run(self, run_context, run_values):
+    self._guard.trained = True
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints.
+
+
+class FiniteStateCheck(tf.train.CheckpointSaverListener):
+  """Refuses to save a checkpoint while any float variable holds NaN or Inf.
+
+  The loss check alone is late: batch-norm moving statistics (not used by the
+  training-mode forward pass) can turn NaN many steps before the loss does.
+  The check runs before each save only, so it costs nothing per step.
+  """
+
+  def __init__(self, logdir):
+    self._logdir = logdir
+    self._variables = None
+    self._finite = None
+
+  def begin(self):
+    """Builds the check (called before the graph is finalized)."""
+    self._variables = [v for v in tf.global_variables()
+                       if v.dtype.base_dtype.is_floating]
+    if not self._variables:
+      return
+    flags_ = []
+    with tf.name_scope('finite_state_check'):
+      for variable in self._variables:
+        with tf.device(variable.device):
+          flags_.append(tf.reduce_all(tf.math.is_finite(variable)))
+      self._finite = tf.stack(flags_)
+
+  def before_save(self, session, global_step_value):
+    """Raises TrainingError if the state about to be saved is not finite."""
+    if self._finite is None:
+      return
+    finite = session.run(self._finite)
+    if finite.all():
+      return
+    bad = [v.op.name for v, ok in zip(self._variables, finite) if not ok]
+    last = tf.train.latest_checkpoint(self._logdir)
+    raise TrainingError(
+        'The model state holds NaN or Inf at step %d (%d variable(s), e.g. %s); '
+        'no checkpoint was written for it and training stopped. The last good '
+        'checkpoint is %s.' % (global_step_value, len(bad), ', '.join(bad[:3]),
+                               last or 'none (the logdir holds no checkpoint)'))
+
+
+class CheckpointSaverHook(tf.train.CheckpointSaverHook):
+  """TF's saver hook, but the graph is written (graph.pbtxt and the events
+  file) only when `write_graph` (a fresh logdir): a resumed run neither writes
+  the ~9 MB graph again nor re-saves the checkpoint it restored.
+
+  `summary_writer` is the run's writer, created without a graph (TF's writer
+  cache would add the graph to every new events file).
+  """
+
+  def __init__(self, logdir, save_secs, saver, listeners, write_graph,
+               summary_writer):
+    super(CheckpointSaverHook, self).__init__(
+        logdir, save_secs=save_secs, saver=saver,
+        checkpoint_basename=CHECKPOINT_BASENAME, listeners=listeners)
+    self._write_graph = write_graph
+    self._writer = summary_writer
+
+  def begin(self):
+    self._summary_writer = self._writer
+    self._global_step_tensor = tf.train.get_global_step()
+    for listener in self._listeners:
+      listener.begin()
+
+  def after_create_session(self, session, coord):
+    if self._write_graph:
+      super(CheckpointSaverHook, self).after_create_session(session, coord)
+      return
+    step = session.run(self._global_step_tensor)
+    self._timer.update_last_triggered_step(step)
+
+
+# ----------------------------------------------------------------------------
+# The training loop.
+
+
+def train(config, build_clone_fn, images_per_step, datasets=()):
   """Builds the training graph in the default graph and runs the loop.
+
+  A train_logdir whose checkpoint already reached --training_number_of_steps
+  is left alone (one log line).
 
   Args:
     config: DeploymentConfig.
     build_clone_fn: build_clone_fn(clone_index) adds one clone's losses; may add
       summaries, console scalars and monitoring updates.
     images_per_step: images consumed per step (for the images/s figure).
+    datasets: the data_generator.Dataset objects read (to name a corrupt file
+      or a bad label in an error).
   """
-  tf.set_random_seed(FLAGS.seed)
-  global_step = create_global_step(config)
-  clones = create_clones(config, build_clone_fn)
-  with tf.device(config.optimizer_device()):
-    learning_rate, optimizer = learning_rate_and_optimizer(global_step)
-    gradient_multipliers = train_utils.get_model_gradient_multipliers(
-        last_layer_scopes(), FLAGS.last_layer_gradient_multiplier)
-    train_op = build_train_op(clones, optimizer, global_step,
-                              gradient_multipliers)
-  add_loss_summaries(clones, train_op.total_loss, learning_rate)
-  init_fn = init_fn_from_flags()
-  run_loop(config, train_op, learning_rate, images_per_step, init_fn)
+  finished = checkpoint_step(FLAGS.train_logdir)
+  if finished and finished[1] >= FLAGS.training_number_of_steps:
+    logging.info('Training already finished: %s is at step %d >= '
+                 '--training_number_of_steps=%d; nothing to do.',
+                 finished[0], finished[1], FLAGS.training_number_of_steps)
+    return
+  with LogdirGuard(FLAGS.train_logdir, config.is_chief) as guard:
+    tf.set_random_seed(FLAGS.seed)
+    global_step = create_global_step(config)
+    clones = create_clones(config, build_clone_fn)
+    with tf.device(config.optimizer_device()):
+      learning_rate, optimizer = learning_rate_and_optimizer(global_step)
+      gradient_multipliers = train_utils.get_model_gradient_multipliers(
+          last_layer_scopes(), FLAGS.last_layer_gradient_multiplier)
+      train_op = build_train_op(clones, optimizer, global_step,
+                                gradient_multipliers)
+    add_loss_summaries(clones, train_op.total_loss, learning_rate)
+    init_fn = init_fn_from_flags()
+    run_loop(config, train_op, learning_rate, images_per_step, init_fn,
+             guard=guard, datasets=datasets)
 
 
 def _session_config():
@@ -409,56 +734,113 @@ def _session_config():
   return config
 
 
-def _save_now(session, saver, global_step):
-  """Writes a checkpoint of the current state (used on Ctrl-C)."""
+def _save_now(session, saver, global_step, finite_check):
+  """Writes a checkpoint of the current state (on Ctrl-C); returns a note."""
+  result = []
+
   def save(step_context):
-    path = saver.save(step_context.session,
-                      FLAGS.train_logdir.rstrip('/') + '/model.ckpt',
-                      global_step=global_step)
-    logging.info('Interrupted; saved %s', path)
+    step = step_context.session.run(global_step)
+    finite_check.before_save(step_context.session, step)
+    result.append(saver.save(step_context.session,
+                             os.path.join(FLAGS.train_logdir,
+                                          CHECKPOINT_BASENAME),
+                             global_step=step))
   session.run_step_fn(save)
+  return 'saved %s' % result[0]
 
 
-def run_loop(config, train_op, learning_rate, images_per_step, init_fn):
-  """Runs the train op until --training_number_of_steps, checkpointing."""
+def _raise_training_error(error, progress, datasets):
+  """Re-raises a TF error of the loop as one-line InputError/TrainingError."""
+  explained = data_generator.explain_data_error(error, datasets)
+  if explained is not None:
+    raise explained from None
+  if 'No space left on device' in error.message:
+    last = tf.train.latest_checkpoint(FLAGS.train_logdir)
+    raise TrainingError(
+        'the disk of --train_logdir %s is full (%s); training stopped. The '
+        'last complete checkpoint is %s: free space and rerun the same '
+        'command to resume.' % (FLAGS.train_logdir,
+                                error.message.splitlines()[0],
+                                last or 'none')) from None
+  if (isinstance(error, tf.errors.InvalidArgumentError) and
+      'Loss is inf or nan' in error.message):
+    failed_step = ('after step %d' % progress.last_completed_step
+                   if progress.last_completed_step else 'in the first step')
+    last = tf.train.latest_checkpoint(FLAGS.train_logdir)
+    raise TrainingError(
+        'The loss became NaN or Inf %s; training stopped. The last good '
+        'checkpoint is %s.' % (failed_step, last or 'none')) from None
+  raise error
+
+
+def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
+             guard=None, datasets=()):
+  """Runs the train op until --training_number_of_steps, checkpointing.
+
+  Args:
+    guard: the LogdirGuard of the run (told when a step completed), or None.
+    datasets: Datasets of the run, searched to explain a data error.
+  """
   last_step = FLAGS.training_number_of_steps
+  logdir = FLAGS.train_logdir
   saver = tf.train.Saver(max_to_keep=FLAGS.max_to_keep,
                          keep_checkpoint_every_n_hours=10000.0)
   scaffold = tf.train.Scaffold(init_fn=init_fn, saver=saver)
   progress = ProgressHook(train_op, learning_rate, last_step, images_per_step,
                           FLAGS.log_steps)
   hooks = [tf.train.StopAtStepHook(last_step=last_step), progress]
+  if guard is not None:
+    hooks.append(_TrainedHook(guard))
   if FLAGS.profile_logdir:
     hooks.append(tf.train.ProfilerHook(save_steps=max(1, FLAGS.log_steps),
                                        output_dir=FLAGS.profile_logdir))
+  finite_check = FiniteStateCheck(logdir)
+  chief_hooks, writer = [], None
+  if config.is_chief:
+    writer = tf.summary.FileWriter(logdir)
+  if config.is_chief and FLAGS.save_summaries_secs > 0:
+    chief_hooks.append(tf.train.SummarySaverHook(
+        save_secs=FLAGS.save_summaries_secs, summary_writer=writer,
+        scaffold=scaffold))
+  if config.is_chief and FLAGS.save_interval_secs > 0:
+    write_graph = not (guard.had_checkpoint if guard is not None else
+                       tf.train.latest_checkpoint(logdir))
+    chief_hooks.append(CheckpointSaverHook(
+        logdir, FLAGS.save_interval_secs, saver, [finite_check], write_graph,
+        writer))
+  else:
+    finite_check.begin()
   global_step = tf.train.get_global_step()
-  with tf.train.MonitoredTrainingSession(
-      master=FLAGS.master,
-      is_chief=config.is_chief,
-      checkpoint_dir=FLAGS.train_logdir,
-      scaffold=scaffold,
-      hooks=hooks,
-      save_checkpoint_secs=FLAGS.save_interval_secs,
-      save_summaries_secs=FLAGS.save_summaries_secs,
-      log_step_count_steps=0,
-      config=_session_config()) as session:
-    if not config.is_chief:
-      _wait_for_startup_delay(session, global_step, config.task,
-                              FLAGS.startup_delay_steps)
-    try:
-      while not session.should_stop():
-        session.run(train_op.train_tensor)
-    except tf.errors.InvalidArgumentError as error:
-      if 'Loss is inf or nan' not in error.message:
-        raise
-      failed_step = ('after step %d' % progress.last_completed_step
-                     if progress.last_completed_step else 'in the first step')
-      raise TrainingError(
-          'The loss became NaN or Inf %s; training stopped. The last good '
-          'checkpoint in %s is kept.' % (failed_step, FLAGS.train_logdir))
-    except KeyboardInterrupt:
-      if config.is_chief:
-        _save_now(session, saver, global_step)
-      raise
-  logging.info('Training finished at step %d; checkpoints in %s', last_step,
-               FLAGS.train_logdir)
+  try:
+    with tf.train.MonitoredTrainingSession(
+        master=FLAGS.master,
+        is_chief=config.is_chief,
+        checkpoint_dir=logdir,
+        scaffold=scaffold,
+        hooks=hooks,
+        chief_only_hooks=chief_hooks,
+        save_checkpoint_secs=None,
+        save_summaries_secs=None,
+        log_step_count_steps=0,
+        config=_session_config()) as session:
+      if not config.is_chief:
+        _wait_for_startup_delay(session, global_step, config.task,
+                                FLAGS.startup_delay_steps)
+      try:
+        while not session.should_stop():
+          session.run(train_op.train_tensor)
+      except KeyboardInterrupt:
+        note = 'not saved (not the chief)'
+        if config.is_chief:
+          note = _save_now(session, saver, global_step, finite_check)
+        done = progress.last_completed_step
+        raise Interrupted('training stopped %s; %s' % (
+            'after step %d' % done if done is not None else
+            'before its first step', note)) from None
+  except tf.errors.OpError as error:
+    _raise_training_error(error, progress, datasets)
+  finally:
+    if writer is not None:
+      writer.close()
+  logging.info('Training finished at step %d; checkpoints in %s',
+               progress.last_completed_step or last_step, logdir)

@@ -3,7 +3,9 @@
 One `tf.train.Example` per image with the feature keys of DeepLab's
 `build_data.image_seg_to_tfexample`; shards are named
 `{split}-{shard:05d}-of-{num_shards:05d}.tfrecord` and written under temporary
-names first, so an interrupted run never leaves a half-written split behind.
+names first (`.{shard file}.tmp`, hidden and never matching `{split}-*`), so an
+interrupted run never leaves a half-written split behind that a reader could
+pick up.
 Also the file readers the dataset builders share (lists, images, index labels).
 """
 import io
@@ -172,6 +174,24 @@ def shard_path(output_dir, split, shard, num_shards):
                       (split, shard, num_shards))
 
 
+def temporary_path(path):
+  """The name a shard is written under before it is complete.
+
+  It starts with a dot, so it never matches a reader's `<split>-*` pattern even
+  if the builder is killed before it can remove it.
+  """
+  directory, name = os.path.split(path)
+  return os.path.join(directory, '.%s.tmp' % name)
+
+
+def _leftover_temporaries(output_dir, split):
+  """Temporary shard files of `split` left by a killed build (old or new names)."""
+  pattern = re.compile(r'^\.?%s-\d{5}-of-\d{5}\.tfrecord\.tmp$' %
+                       re.escape(split))
+  return [os.path.join(output_dir, name) for name in os.listdir(output_dir)
+          if pattern.match(name)]
+
+
 def _split_shards(output_dir, split):
   """The existing shard files of `split` in `output_dir`, any shard count."""
   pattern = re.compile(r'^%s-\d{5}-of-\d{5}\.tfrecord$' % re.escape(split))
@@ -182,11 +202,13 @@ def _split_shards(output_dir, split):
 def write_split(output_dir, split, examples, num_examples, num_shards=4):
   """Writes an iterable of serialised-able Examples as `num_shards` shards.
 
-  The split is written all or nothing: every shard goes to a `.tmp` file first
+  The split is written all or nothing: every shard goes to a temporary file
+  (`temporary_path`) first
   and only when all examples are written are they renamed to their final names
   (and shards of an earlier build with another shard count removed, since the
   reader globs `<split>-*`). If `examples` raises, the temporary files are
-  deleted and any earlier build of the split is left untouched.
+  deleted and any earlier build of the split is left untouched; temporaries a
+  killed build left behind are removed when the split is built again.
 
   Args:
     output_dir: destination folder (created if missing).
@@ -204,10 +226,12 @@ def write_split(output_dir, split, examples, num_examples, num_shards=4):
   iterator = iter(examples)
   paths = [shard_path(output_dir, split, shard, num_shards)
            for shard in range(num_shards)]
+  for leftover in _leftover_temporaries(output_dir, split):
+    os.remove(leftover)
   temporaries = []
   try:
     for shard, path in enumerate(paths):
-      temporaries.append(path + '.tmp')
+      temporaries.append(temporary_path(path))
       with tf.io.TFRecordWriter(temporaries[-1]) as writer:
         for _ in range(min(per_shard, num_examples - shard * per_shard)):
           example = next(iterator, None)

@@ -359,6 +359,47 @@ def _variables_to_restore(excluded_prefixes):
           if not v.op.name.startswith(tuple(excluded_prefixes))]
 
 
+def _is_last_layer(name, last_layers):
+  return name.startswith(tuple(last_layers))
+
+
+def _other_backbone(variables, last_layers, checkpoint_shapes):
+  """Whether the checkpoint lacks every backbone variable of the model.
+
+  Backbone = the model variables outside the last layers. A checkpoint of
+  another --model_variant shares none of them (only head names such as
+  `aspp0/weights` may coincide, with other shapes).
+
+  Returns:
+    (a model backbone variable name, a checkpoint variable name) as examples,
+    or None when the backbones match (or either has no backbone variable).
+  """
+  backbone = [v.op.name for v in variables
+              if not _is_last_layer(v.op.name, last_layers)]
+  if not backbone or any(name in checkpoint_shapes for name in backbone):
+    return None
+  foreign = sorted(name for name in checkpoint_shapes
+                   if not _is_last_layer(name, last_layers) and
+                   not name.startswith(_NEVER_RESTORED))
+  if not foreign:
+    return None
+  return backbone[0], foreign[0]
+
+
+def _mismatch_hint(name, last_layers, other_backbone):
+  """What to change for a checkpoint that does not fit the model."""
+  if other_backbone is not None:
+    return ('the checkpoint holds another backbone (it has e.g. %s, the model '
+            'needs e.g. %s): pass the --model_variant the checkpoint was '
+            'trained with, or a checkpoint of this one' % (other_backbone[1],
+                                                           other_backbone[0]))
+  if _is_last_layer(name, last_layers):
+    return ('pass --initialize_last_layer=false if the last layers (e.g. the '
+            'number of classes) differ')
+  return ('the backbone differs: check --model_variant and the model flags '
+          '(e.g. --output_stride, --atrous_rates) against the checkpoint')
+
+
 def get_model_init_fn(train_logdir,
                       tf_initial_checkpoint,
                       initialize_last_layer,
@@ -401,9 +442,11 @@ def get_model_init_fn(train_logdir,
   excluded = list(_NEVER_RESTORED)
   if not initialize_last_layer:
     excluded.extend(last_layers)
+  variables = _variables_to_restore(excluded)
+  other_backbone = _other_backbone(variables, last_layers, checkpoint_shapes)
   var_list = {}
   missing = []
-  for variable in _variables_to_restore(excluded):
+  for variable in variables:
     name = variable.op.name
     if name not in checkpoint_shapes:
       missing.append(name)
@@ -412,9 +455,9 @@ def get_model_init_fn(train_logdir,
     if model_shape != list(checkpoint_shapes[name]):
       raise InputError(
           'incompatible checkpoint %s: variable %s has shape %s in the model '
-          'but %s in the checkpoint; pass --initialize_last_layer=false if '
-          'the last layers (e.g. the number of classes) differ'
-          % (checkpoint, name, model_shape, list(checkpoint_shapes[name])))
+          'but %s in the checkpoint; %s'
+          % (checkpoint, name, model_shape, list(checkpoint_shapes[name]),
+             _mismatch_hint(name, last_layers, other_backbone)))
     var_list[name] = variable
 
   if missing:
@@ -426,8 +469,10 @@ def get_model_init_fn(train_logdir,
                  'initializers: %s', len(missing), checkpoint,
                  ', '.join(missing))
   if not var_list:
-    raise InputError('checkpoint %s shares no variable with the model'
-                     % checkpoint)
+    raise InputError('checkpoint %s shares no variable with the model%s'
+                     % (checkpoint, '; ' + _mismatch_hint(
+                         '', last_layers, other_backbone)
+                        if other_backbone else ''))
   # The Saver must exist before the session finalizes the graph.
   saver = tf.train.Saver(var_list=var_list, reshape=False,
                          name='initial_checkpoint_saver')
