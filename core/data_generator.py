@@ -106,6 +106,7 @@ _SYNTHETIC = DatasetDescriptor(
         '8_clean': 250,
         '16_clean_3': 125,
         'val': 300,
+        'cls_pretrain': 3000,  # image-level labels only (pretrain.py)
     },
     num_classes=9,
     ignore_label=255,

@@ -32,11 +32,12 @@ def format_fixture_dir(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def synthetic_dir(tmp_path_factory):
-  """A small synthetic dataset (dataset name `synthetic`): 48 train, 8 val."""
+  """A small synthetic dataset (dataset name `synthetic`): 48 train, 8 val,
+  8 classification images."""
   from datasets import build_synthetic_data
   directory = str(tmp_path_factory.mktemp('synthetic'))
   build_synthetic_data.build(directory, seed=0, num_train=48, num_val=8,
-                             image_size=96, num_shards=2)
+                             image_size=96, num_shards=2, num_cls=8)
   return directory
 
 

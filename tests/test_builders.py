@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from core import data_generator
 from datasets import build_coco_data
 from datasets import build_data
 from datasets import build_synthetic_data
@@ -447,14 +448,14 @@ def test_coco_bad_input(coco_build, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- synthetic
 
 SYNTH_SIZES = {'train_aug': 32, 'val': 8, '2_clean': 16, '4_clean': 8,
-               '8_clean': 4, '16_clean_3': 2}
+               '8_clean': 4, '16_clean_3': 2, 'cls_pretrain': 6}
 
 
 @pytest.fixture(scope='module')
 def synth_build(tmp_path_factory):
   out = str(tmp_path_factory.mktemp('synth'))
   names = build_synthetic_data.build(out, seed=0, num_train=32, num_val=8,
-                                     image_size=64, num_shards=2)
+                                     image_size=64, num_shards=2, num_cls=6)
   return out, names
 
 
@@ -470,8 +471,14 @@ def test_synthetic_splits(synth_build):
     split_names = [r['name'] for r in records[split]]
     with open(os.path.join(out, 'lists', split + '.txt')) as f:
       assert f.read().split() == split_names == names[split]
-    if split != 'val':
+    if split not in ('val', 'cls_pretrain'):
       assert set(split_names) <= train
+  # The classification set has its own ids and its own images.
+  assert {r['name'] for r in records['cls_pretrain']} == {
+      'synthcls_%06d' % i for i in range(6)}
+  train_pixels = {r['image'].tobytes() for r in records['train_aug']}
+  assert not any(r['image'].tobytes() in train_pixels
+                 for r in records['cls_pretrain'])
   # Subsets are independent draws, not all the same images.
   assert len({tuple(names[s]) for s in ('2_clean', '4_clean')}) == 2
 
@@ -497,7 +504,7 @@ def test_synthetic_determinism(synth_build, tmp_path):
   out, _ = synth_build
   again = str(tmp_path / 'again')
   build_synthetic_data.build(again, seed=0, num_train=32, num_val=8,
-                             image_size=64, num_shards=2)
+                             image_size=64, num_shards=2, num_cls=6)
   for path in glob.glob(os.path.join(out, '*.tfrecord')):
     with open(path, 'rb') as a, open(
         os.path.join(again, os.path.basename(path)), 'rb') as b:
@@ -508,10 +515,12 @@ def test_synthetic_determinism(synth_build, tmp_path):
 
 
 def test_synthetic_registered_sizes():
-  names = build_synthetic_data.split_names(0, 2000, 300)
-  assert {split: len(n) for split, n in names.items()} == {
+  names = build_synthetic_data.split_names(0, 2000, 300, 3000)
+  sizes = {split: len(n) for split, n in names.items()}
+  assert sizes == {
       'train_aug': 2000, 'val': 300, '2_clean': 1000, '4_clean': 500,
-      '8_clean': 250, '16_clean_3': 125}
+      '8_clean': 250, '16_clean_3': 125, 'cls_pretrain': 3000}
+  assert sizes == data_generator.DATASETS['synthetic'].splits_to_sizes
   for split in ('2_clean', '4_clean', '8_clean', '16_clean_3'):
     assert len(set(names[split])) == len(names[split])
     assert set(names[split]) <= set(names['train_aug'])
@@ -533,7 +542,7 @@ def test_scripts_report_errors_and_run(repo_root, tmp_path):
   running = subprocess.Popen(
       [sys.executable, '-m', 'datasets.build_synthetic_data',
        '--output_dir=' + str(tmp_path / 'synth'), '--num_train=2',
-       '--num_val=1', '--image_size=32', '--num_shards=1'],
+       '--num_val=1', '--num_cls=1', '--image_size=32', '--num_shards=1'],
       cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True)
   _, failing_err = failing.communicate(timeout=120)

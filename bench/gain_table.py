@@ -1,0 +1,136 @@
+"""Table of the PseudoSeg-vs-baseline benchmark from its eval results.
+
+Reads <runs_dir>/seed<k>/eval_<run>/results.json for every seed and run
+(`sup`: baseline on the labeled split, `wss`: PseudoSeg, `full`: baseline on all
+of train_aug, the upper bound), and writes
+  <output>.md    per-seed mIoU, gain of PseudoSeg, mean and spread;
+  <output>.json  the same numbers, and under "upper_bound" the record that
+                 analyze.py --upper_bound_json reads
+                 ({"miou_mean", "miou_std", "seeds", "command", "date"}).
+
+Usage:
+  python bench/gain_table.py --runs_dir=work_dirs/bench_gain \
+    --output=bench/results/pseudoseg_vs_baseline --command="..."
+"""
+import datetime
+import glob
+import json
+import os
+import re
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+  sys.path.insert(0, _REPO_ROOT)
+
+from utils.errors import InputError  # noqa: E402
+from utils.errors import run_reporting_errors  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('runs_dir', None, 'Folder holding seed<k>/eval_<run>/.')
+flags.DEFINE_string('output', None, 'Output path without extension.')
+flags.DEFINE_string('command', '', 'The command that produced the runs.')
+flags.DEFINE_string('machine', '', 'Machine and load, for the record.')
+
+RUNS = (('sup', 'Baseline (train_sup), 1/16 labeled'),
+        ('wss', 'PseudoSeg (train_wss), 1/16 labeled + unlabeled'),
+        ('full', 'Full-label baseline (train_sup, all train_aug)'))
+
+
+def read_results(runs_dir):
+  """{run: {seed: (miou, step)}} from the eval results found."""
+  found = {}
+  for path in sorted(glob.glob(os.path.join(runs_dir, 'seed*', 'eval_*',
+                                            'results.json'))):
+    seed = int(re.search(r'seed(\d+)', path).group(1))
+    run = os.path.basename(os.path.dirname(path))[len('eval_'):]
+    with open(path) as f:
+      record = json.load(f)
+    found.setdefault(run, {})[seed] = (100.0 * record['miou'],
+                                       record['global_step'])
+  if not found:
+    raise InputError('no seed*/eval_*/results.json under --runs_dir=%s' %
+                     runs_dir)
+  return found
+
+
+def summarize(values):
+  """Mean and sample standard deviation (0 for a single value)."""
+  values = np.asarray(values, dtype=np.float64)
+  spread = values.std(ddof=1) if values.size > 1 else 0.0
+  return float(values.mean()), float(spread)
+
+
+def gains(found):
+  """{seed: PseudoSeg mIoU - baseline mIoU} for seeds with both runs."""
+  sup, wss = found.get('sup', {}), found.get('wss', {})
+  return {seed: wss[seed][0] - sup[seed][0] for seed in sorted(sup)
+          if seed in wss}
+
+
+def markdown(found, command, machine, date):
+  seeds = sorted({seed for runs in found.values() for seed in runs})
+  header = ['run'] + ['seed %d' % s for s in seeds] + ['mean ± std']
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '---|' * len(header)]
+  for run, title in RUNS:
+    if run not in found:
+      continue
+    cells = ['%.2f' % found[run][s][0] if s in found[run] else '–'
+             for s in seeds]
+    mean, std = summarize([v[0] for v in found[run].values()])
+    lines.append('| %s | %s | %.2f ± %.2f |' % (title, ' | '.join(cells),
+                                                mean, std))
+  per_seed = gains(found)
+  if per_seed:
+    cells = ['%+.2f' % per_seed[s] if s in per_seed else '–' for s in seeds]
+    mean, std = summarize(list(per_seed.values()))
+    lines.append('| **PseudoSeg gain** | %s | **%+.2f ± %.2f** |' % (
+        ' | '.join(cells), mean, std))
+  steps = sorted({v[1] for runs in found.values() for v in runs.values()})
+  notes = ['', 'Val mIoU (%%) on the synthetic `val` split (300 images), '
+           'last checkpoint (step %s); std is the sample standard deviation '
+           'over seeds.' % ', '.join(str(s) for s in steps),
+           'Date: %s.' % date]
+  if machine:
+    notes.append('Machine: %s.' % machine)
+  if command:
+    notes.append('Command: `%s`' % command)
+  return '\n'.join(lines + notes) + '\n'
+
+
+def write_atomically(path, text):
+  temporary = path + '.tmp'
+  with open(temporary, 'w') as f:
+    f.write(text)
+  os.replace(temporary, path)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise InputError('unexpected arguments: %s' % ' '.join(argv[1:]))
+  if not FLAGS.runs_dir or not FLAGS.output:
+    raise InputError('--runs_dir and --output are required')
+  found = read_results(FLAGS.runs_dir)
+  date = datetime.date.today().isoformat()
+  text = markdown(found, FLAGS.command, FLAGS.machine, date)
+  record = {run: {str(s): v[0] for s, v in runs.items()}
+            for run, runs in found.items()}
+  record['gain'] = {str(s): g for s, g in gains(found).items()}
+  if 'full' in found:
+    mean, std = summarize([v[0] for v in found['full'].values()])
+    record['upper_bound'] = {'miou_mean': mean, 'miou_std': std,
+                             'seeds': sorted(found['full']),
+                             'command': FLAGS.command, 'date': date}
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+  write_atomically(FLAGS.output + '.md', text)
+  write_atomically(FLAGS.output + '.json', json.dumps(record, indent=2) + '\n')
+  print(text)
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: run_reporting_errors(main, argv))

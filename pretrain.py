@@ -1,0 +1,87 @@
+"""Pretrains the backbone and its classification head on image-level labels.
+
+The stand-in for DeepLab's ImageNet checkpoint on machines that cannot download
+it (see core/pretraining.py). Trains on --train_split (default `cls_pretrain`,
+the synthetic builder's classification set, disjoint from `train_aug` and
+`val`) with multi-label sigmoid cross-entropy, then exports the model variables
+to --export_checkpoint (default <train_logdir>/export/model.ckpt), to be passed
+as --tf_initial_checkpoint to train_sup.py / train_wss.py.
+
+Example:
+  python pretrain.py --dataset=synthetic --dataset_dir=work_dirs/synthetic \
+    --model_variant=mobilenet_v2 --train_logdir=work_dirs/pretrain
+"""
+import os
+
+from absl import app
+from absl import flags
+
+from core import pretraining
+from core import supervised
+from core import train_flags  # noqa: F401  (the shared training flags)
+from core import training
+from deeplab import common
+from deeplab.tf_compat import tf
+from utils.errors import InputError
+from utils.errors import run_reporting_errors
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string(
+    'export_checkpoint', None,
+    'Prefix of the exported backbone checkpoint (model variables only); '
+    'default <train_logdir>/export/model.ckpt.')
+
+# Short-run defaults for a small classification set on one CPU/GPU; every one
+# can be overridden on the command line.
+for _name, _value in (('train_split', 'cls_pretrain'), ('num_clones', 1),
+                      ('train_batch_size', 16), ('train_crop_size', ['129', '129']),
+                      ('training_number_of_steps', 1500),
+                      ('base_learning_rate', 0.02), ('batch_norm_decay', 0.99),
+                      ('min_scale_factor', 0.75), ('max_scale_factor', 1.5),
+                      ('save_interval_secs', 120), ('log_steps', 50)):
+  FLAGS.set_default(_name, _value)
+
+
+def export_prefix():
+  return FLAGS.export_checkpoint or os.path.join(FLAGS.train_logdir, 'export',
+                                                 pretraining.EXPORT_NAME)
+
+
+def main(unused_argv):
+  training.check_required_flags()
+  if FLAGS.tf_initial_checkpoint:
+    raise InputError('pretrain.py starts from scratch; drop '
+                     '--tf_initial_checkpoint.')
+  config = training.deployment_from_flags()
+  batch_size = training.clone_batch_size(FLAGS.train_batch_size,
+                                         FLAGS.num_clones)
+  with tf.Graph().as_default():
+    with tf.device(config.inputs_device()):
+      dataset = training.training_dataset(FLAGS.train_split, batch_size,
+                                          with_cls=True)
+      iterator = dataset.get_one_shot_iterator()
+    model_options = training.model_options(dataset.num_of_classes)
+
+    def build_clone(clone_index):
+      samples = iterator.get_next()
+      _, logits, _ = supervised.add_classification_loss(
+          samples[common.IMAGE], samples[common.CLS_LABEL], model_options,
+          dataset.num_of_classes)
+      if clone_index == 0:
+        accuracy = pretraining.add_multilabel_accuracy(
+            logits, samples[common.CLS_LABEL])
+        tf.summary.scalar('acc_cls', accuracy)
+        tf.add_to_collection(training.CONSOLE_SCALARS, accuracy)
+
+    training.train(config, build_clone, FLAGS.train_batch_size)
+  pretraining.export_model_variables(
+      tf.train.latest_checkpoint(FLAGS.train_logdir), export_prefix(),
+      model_options, dataset.num_of_classes - 1,
+      training.crop_size_from_flag(FLAGS.train_crop_size, 'train_crop_size'))
+  print('pretrained checkpoint: %s (pass it as --tf_initial_checkpoint)' %
+        export_prefix())
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: run_reporting_errors(main, argv))
