@@ -106,6 +106,26 @@ def _save(image, classes, name, folders, colormap, dataset):
                                   add_colormap=False)
 
 
+def _predict_all(paths, predictor, progress, folders, colormap, dataset):
+  """Predicts and saves every image; returns the unreadable paths skipped."""
+  skipped = []
+  for path in paths:
+    try:
+      image = inference.read_image(path)
+    except InputError as error:
+      if FLAGS.on_bad_file == 'stop':
+        raise InputError('%s (--on_bad_file=stop; use skip to go on)' % error)
+      progress.note('warning: skipping unreadable file: %s' % error)
+      skipped.append(path)
+      progress.add()
+      continue
+    classes = predictor.predict(image)
+    _save(image, classes, inference.output_name(path), folders, colormap,
+          dataset)
+    progress.add()
+  return skipped
+
+
 def main(unused_argv):
   evaluation.require_flags(FLAGS, ['input', 'output_dir'])
   if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
@@ -118,24 +138,12 @@ def main(unused_argv):
              for kind, name in _FOLDERS.items()}
   logging.info('Predicting %d images with %s.', len(paths), description)
   progress = inference.ProgressLine(len(paths), 'predict')
-  skipped = []
-  for path in paths:
-    try:
-      image = inference.read_image(path)
-    except InputError as error:
-      if FLAGS.on_bad_file == 'stop':
-        progress.finish()
-        raise InputError('%s (--on_bad_file=stop; use skip to go on)' % error)
-      progress.note('warning: skipping unreadable file: %s' % error)
-      skipped.append(path)
-      progress.add()
-      continue
-    classes = predictor.predict(image)
-    _save(image, classes, inference.output_name(path), folders, colormap,
-          dataset)
-    progress.add()
-  progress.finish()
-  predictor.close()
+  try:
+    skipped = _predict_all(paths, predictor, progress, folders, colormap,
+                           dataset)
+  finally:
+    progress.finish()
+    predictor.close()
   written = len(paths) - len(skipped)
   if not written:
     raise InputError('none of the %d input files could be read' % len(paths))

@@ -22,6 +22,7 @@ from absl.testing import flagsaver
 from PIL import Image
 
 import export_model
+import predict
 from core import evaluation
 from core import inference
 from core import input_preprocess
@@ -284,20 +285,21 @@ def test_predict_saved_model_skips_bad_file(setup, repo_root, tmp_path):
         'a_small.png', 'c_large.png']
 
 
-def test_predict_checkpoint_stops_at_bad_file(setup, repo_root, tmp_path):
+def test_predict_checkpoint_stops_at_bad_file(setup, tmp_path):
+  # predict.py's main in this process (the exit code of an InputError is
+  # run_reporting_errors' business): the checkpoint route, --on_bad_file=stop.
   output_dir = str(tmp_path / 'out')
-  result = _run(repo_root, 'predict.py',
-                '--checkpoint_dir=%s' % setup['checkpoint_dir'],
-                '--input=%s' % os.path.join(setup['input_dir'], '*'),
-                '--output_dir=%s' % output_dir, '--dataset=synthetic',
-                '--model_variant=mobilenet_v2', '--output_stride=16',
-                '--predict_crop_size=65,65', '--eval_scales=0.75',
-                '--add_flipped_images',
-                '--on_bad_file=stop')
-  assert result.returncode == 2
-  last_line = result.stderr.strip().splitlines()[-1]
-  assert last_line.startswith('error: cannot read image ')
-  assert BAD in last_line and '--on_bad_file=stop' in last_line
+  with flagsaver.flagsaver(
+      checkpoint_dir=setup['checkpoint_dir'],
+      input=os.path.join(setup['input_dir'], '*'), output_dir=output_dir,
+      dataset='synthetic', model_variant='mobilenet_v2', output_stride=16,
+      predict_crop_size=['65', '65'], eval_scales=SCALES,
+      add_flipped_images=True, on_bad_file='stop'):
+    with pytest.raises(InputError) as raised:
+      predict.main(None)
+  message = str(raised.value)
+  assert message.startswith('cannot read image ')
+  assert BAD in message and '--on_bad_file=stop' in message
   _check_outputs(output_dir, 'a_small', setup['images']['a_small'],
                  setup['reference']['a_small'][0])
   for folder in os.listdir(output_dir):
