@@ -32,13 +32,15 @@ flags.DEFINE_string(
     'Prefix of the exported backbone checkpoint (model variables only); '
     'default <train_logdir>/export/model.ckpt.')
 
-# Short-run defaults for a small classification set on one CPU/GPU; every one
-# can be overridden on the command line.
+# Defaults for the synthetic classification set on one CPU (about 6 minutes on
+# 2 cores): whole images (scales 0.5-0.75 of ~160 px fit the 97 px crop) and
+# Adam, which got the head off its prior within the budget where momentum SGD
+# at 0.02 and 0.1 did not move it in 400 steps. All can be overridden.
 for _name, _value in (('train_split', 'cls_pretrain'), ('num_clones', 1),
-                      ('train_batch_size', 16), ('train_crop_size', ['129', '129']),
-                      ('training_number_of_steps', 1500),
-                      ('base_learning_rate', 0.02), ('batch_norm_decay', 0.99),
-                      ('min_scale_factor', 0.75), ('max_scale_factor', 1.5),
+                      ('train_batch_size', 16), ('train_crop_size', ['97', '97']),
+                      ('min_scale_factor', 0.5), ('max_scale_factor', 0.75),
+                      ('training_number_of_steps', 600), ('optimizer', 'adam'),
+                      ('adam_learning_rate', 0.002), ('batch_norm_decay', 0.99),
                       ('save_interval_secs', 120), ('log_steps', 50)):
   FLAGS.set_default(_name, _value)
 

@@ -34,8 +34,8 @@ for method in sup wss; do
   fi
 done
 run_phase analysis "$OUT/analysis.log" "$PY" analyze.py "${MODEL[@]}" \
-  "${EVAL[@]}" --sup_logdir="$OUT/train_sup" --wss_logdir="$OUT/train_wss" \
-  --output_dir="$OUT" \
-  --upper_bound_json=bench/results/pseudoseg_vs_baseline.json
+  "${EVAL[@]}" --eval_batch_size=8 --sup_logdir="$OUT/train_sup" --wss_logdir="$OUT/train_wss" \
+  --output_dir="$OUT" --max_checkpoints_per_run=4 \
+  --upper_bound_json=bench/results/pseudoseg_vs_baseline_upper_bound.json --train_split=16_clean_3
 cat "$OUT/RESULTS.md"
 echo "quick start finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

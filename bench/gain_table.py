@@ -4,9 +4,9 @@ Reads <runs_dir>/seed<k>/eval_<run>/results.json for every seed and run
 (`sup`: baseline on the labeled split, `wss`: PseudoSeg, `full`: baseline on all
 of train_aug, the upper bound), and writes
   <output>.md    per-seed mIoU, gain of PseudoSeg, mean and spread;
-  <output>.json  the same numbers, and under "upper_bound" the record that
-                 analyze.py --upper_bound_json reads
-                 ({"miou_mean", "miou_std", "seeds", "command", "date"}).
+  <output>.json  the same numbers (percent);
+  <output>_upper_bound.json  the full-label record analyze.py
+                 --upper_bound_json reads (mIoU as fractions in [0, 1]).
 
 Usage:
   python bench/gain_table.py --runs_dir=work_dirs/bench_gain \
@@ -72,6 +72,14 @@ def gains(found):
           if seed in wss}
 
 
+def upper_bound(full, command, date):
+  """analyze.py's --upper_bound_json record from {seed: (miou %, step)}."""
+  mean, std = summarize([miou for miou, _ in full.values()])
+  return {'miou_mean': mean / 100.0, 'miou_std': std / 100.0,
+          'seeds': sorted(full), 'steps': max(step for _, step in full.values()),
+          'train_split': 'train_aug', 'command': command, 'date': date}
+
+
 def markdown(found, command, machine, date):
   seeds = sorted({seed for runs in found.values() for seed in runs})
   header = ['run'] + ['seed %d' % s for s in seeds] + ['mean ± std']
@@ -121,14 +129,13 @@ def main(argv):
   record = {run: {str(s): v[0] for s, v in runs.items()}
             for run, runs in found.items()}
   record['gain'] = {str(s): g for s, g in gains(found).items()}
-  if 'full' in found:
-    mean, std = summarize([v[0] for v in found['full'].values()])
-    record['upper_bound'] = {'miou_mean': mean, 'miou_std': std,
-                             'seeds': sorted(found['full']),
-                             'command': FLAGS.command, 'date': date}
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   write_atomically(FLAGS.output + '.md', text)
   write_atomically(FLAGS.output + '.json', json.dumps(record, indent=2) + '\n')
+  if 'full' in found:
+    write_atomically(FLAGS.output + '_upper_bound.json',
+                     json.dumps(upper_bound(found['full'], FLAGS.command,
+                                            date), indent=2) + '\n')
   print(text)
 
 

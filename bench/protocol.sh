@@ -22,6 +22,18 @@ TRAIN=(--train_crop_size=129,129 --num_clones=1 --train_batch_size=8
        --tf_initial_checkpoint="$PRETRAINED/export/model.ckpt")
 EVAL=(--eval_split=val --eval_crop_size=193,193)
 
+# progress_of LOG: the latest progress line of LOG, shortened to its counter
+# and its ETA (e.g. "step 250/1000 ... ETA 0:04:10"); empty before the first.
+progress_of() {
+  local line
+  line=$(grep -a 'ETA [0-9]' "$1" 2>/dev/null | tail -n 1 | sed 's/^.*\] //' \
+         || true)
+  if [ -n "$line" ]; then
+    printf '%s ... ETA %s' "${line%%  *}" "${line##*ETA }"
+  fi
+  return 0
+}
+
 # run_phase NAME LOG COMMAND...: runs COMMAND with its whole output in LOG and
 # shows one updating console line (the command's latest progress line, with
 # its ETA); on failure prints the end of LOG and exits 1.
@@ -33,19 +45,17 @@ run_phase() {
   "$@" >"$log" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
-    local line
-    line=$(grep -a -o 'step [0-9]*/[0-9]*.*ETA [0-9:]*\|[0-9]*/[0-9]* [a-z ]*ETA [0-9:]*' \
-           "$log" 2>/dev/null | tail -1 | sed 's/  .*  / ... /')
-    printf '\r\033[K%-12s %4ds  %s' "$name" $((SECONDS - start)) "${line:0:100}"
+    printf '\r\033[K%-9s %4ds  %s' "$name" $((SECONDS - start)) \
+      "$(progress_of "$log")"
     sleep 2
   done
   if ! wait "$pid"; then
-    printf '\r\033[K%-12s FAILED after %ds; last lines of %s:\n' "$name" \
+    printf '\r\033[K%-9s FAILED after %ds; last lines of %s:\n' "$name" \
       $((SECONDS - start)) "$log"
     tail -n 5 "$log"
     exit 1
   fi
-  printf '\r\033[K%-12s done in %ds (log: %s)\n' "$name" $((SECONDS - start)) "$log"
+  printf '\r\033[K%-9s done in %ds (log: %s)\n' "$name" $((SECONDS - start)) "$log"
 }
 
 # build_data: the synthetic dataset (segmentation splits + classification set).
