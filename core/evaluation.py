@@ -342,8 +342,11 @@ def restore_snapshot(sess, snapshot, variables=None):
   if bad:
     raise _non_finite_error(snapshot.path, bad)
   not_restored = _initialize_missing(sess, missing, snapshot.path)
-  for name, variable in sorted(present.items()):
-    variable.load(snapshot.values[name], sess)
+  # One run that feeds each initializer the checkpoint's value (what
+  # Variable.load does one variable and one run at a time).
+  sess.run([variable.initializer for variable in present.values()],
+           feed_dict={variable.initializer.inputs[1]: snapshot.values[name]
+                      for name, variable in present.items()})
   return not_restored
 
 
