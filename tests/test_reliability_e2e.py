@@ -22,7 +22,7 @@ _EVALUATIONS = 2
 # Bounds: TensorFlow start-up of the trainer (minutes on a busy machine, ~15 s
 # idle), then the race itself.
 _STARTUP_SECS = 300
-_RACE_SECS = 120
+_RACE_SECS = 180
 
 
 def _start(script, *args):
@@ -66,7 +66,8 @@ def test_eval_watcher_survives_checkpoint_rotation(synthetic_dir, tmp_path):
     while (not glob.glob(str(logdir / '*.index')) and trainer.poll() is None
            and time.time() < deadline):
       time.sleep(0.5)
-    deadline = time.time() + _RACE_SECS
+    started = bool(glob.glob(str(logdir / '*.index')))
+    deadline = time.time() + (_RACE_SECS if started else 0)
     while (len(glob.glob(str(eval_logdir / 'results-*.json'))) < _EVALUATIONS
            and watcher.poll() is None and trainer.poll() is None
            and time.time() < deadline):
@@ -77,6 +78,9 @@ def test_eval_watcher_survives_checkpoint_rotation(synthetic_dir, tmp_path):
     _, train_err, train_code = _stop(trainer)
     _, eval_err, eval_code = _stop(watcher)
   assert trainer_alive, train_err[-3000:]
+  if not started:
+    pytest.skip('machine too busy: the trainer wrote no checkpoint within '
+                '%d s, so the race did not run' % _STARTUP_SECS)
   assert watcher_alive, eval_err[-3000:]
   assert 'Traceback' not in eval_err and 'Traceback' not in train_err
   results = glob.glob(str(eval_logdir / 'results-*.json'))
