@@ -72,6 +72,14 @@ def gains(found):
           if seed in wss}
 
 
+def mean_and_spread(values, number_format):
+  """'mean ± std' over seeds, or 'value (1 seed)' when there is no spread."""
+  mean, std = summarize(values)
+  if len(values) == 1:
+    return (number_format + ' (1 seed)') % mean
+  return (number_format + ' ± %.2f') % (mean, std)
+
+
 def upper_bound(full, command, date):
   """analyze.py's --upper_bound_json record from {seed: (miou %, step)}."""
   mean, std = summarize([miou for miou, _ in full.values()])
@@ -90,15 +98,14 @@ def markdown(found, command, machine, date):
       continue
     cells = ['%.2f' % found[run][s][0] if s in found[run] else '–'
              for s in seeds]
-    mean, std = summarize([v[0] for v in found[run].values()])
-    lines.append('| %s | %s | %.2f ± %.2f |' % (title, ' | '.join(cells),
-                                                mean, std))
+    lines.append('| %s | %s | %s |' % (
+        title, ' | '.join(cells),
+        mean_and_spread([v[0] for v in found[run].values()], '%.2f')))
   per_seed = gains(found)
   if per_seed:
     cells = ['%+.2f' % per_seed[s] if s in per_seed else '–' for s in seeds]
-    mean, std = summarize(list(per_seed.values()))
-    lines.append('| **PseudoSeg gain** | %s | **%+.2f ± %.2f** |' % (
-        ' | '.join(cells), mean, std))
+    lines.append('| **PseudoSeg gain** | %s | **%s** |' % (
+        ' | '.join(cells), mean_and_spread(list(per_seed.values()), '%+.2f')))
   steps = sorted({v[1] for runs in found.values() for v in runs.values()})
   notes = ['', 'Val mIoU (%%) on the synthetic `val` split (300 images), '
            'last checkpoint (step %s); std is the sample standard deviation '
