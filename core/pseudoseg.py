@@ -137,7 +137,6 @@ def build_clone(labeled, unlabeled, model_options, num_classes, ignore_label,
     att_labeled = _self_attention_loss(labeled, tf.shape(logits_seg)[1:3],
                                        model_options, num_classes,
                                        ignore_label)
-    read_moving_statistics_before_updates(att_weak.logits)
   pseudo = _pseudo_labels(logits_weak, att_weak, logits_size, valid_unlabeled)
   loss = wss_losses.consistency_loss(logits_strong, pseudo.targets,
                                      pseudo.mask, valid_unlabeled,
@@ -147,25 +146,6 @@ def build_clone(labeled, unlabeled, model_options, num_classes, ignore_label,
   if monitor:
     _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
              pseudo, valid_unlabeled, num_classes, ignore_label)
-
-
-def read_moving_statistics_before_updates(inference_output):
-  """Runs every batch-norm update op built so far after `inference_output`.
-
-  Pass 2 runs the backbone in inference mode and reads the batch-norm moving
-  statistics that the train-mode passes of the same step update in place. The
-  original leaves the order to the scheduler, so two runs of the same command
-  differ from step 1. Here the updates wait for pass 2, which is one of the
-  orders the original can take (pass 2 sees the statistics of the previous
-  step): runs become repeatable and nothing else changes.
-
-  Args:
-    inference_output: a tensor computed from all of pass 2 (its SGC logits).
-  """
-  for update in tf.get_collection(tf.GraphKeys.UPDATE_OPS):
-    op = getattr(update, 'op', update)
-    # TF has no public API to add a control input to an existing op.
-    op._add_control_input(inference_output.op)  # pylint: disable=protected-access
 
 
 def _self_attention_loss(labeled, logits_size, model_options, num_classes,
