@@ -317,7 +317,7 @@ def main(unused_argv):
   results_path = os.path.join(output, 'RESULTS.md')
   markdown = _results_markdown(table, files,
                                 records[PSEUDOSEG][-1]['num_images'])
-  analysis.write_text_atomically(results_path, markdown)
+  evaluation.write_text_atomically(results_path, markdown)
   print('\n' + markdown)
   print('written: %s' % results_path)
 

@@ -27,6 +27,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
+from core import evaluation  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.errors import run_reporting_errors  # noqa: E402
 
@@ -118,13 +119,6 @@ def markdown(found, command, machine, date):
   return '\n'.join(lines + notes) + '\n'
 
 
-def write_atomically(path, text):
-  temporary = path + '.tmp'
-  with open(temporary, 'w') as f:
-    f.write(text)
-  os.replace(temporary, path)
-
-
 def main(argv):
   if len(argv) > 1:
     raise InputError('unexpected arguments: %s' % ' '.join(argv[1:]))
@@ -137,12 +131,14 @@ def main(argv):
             for run, runs in found.items()}
   record['gain'] = {str(s): g for s, g in gains(found).items()}
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  write_atomically(FLAGS.output + '.md', text)
-  write_atomically(FLAGS.output + '.json', json.dumps(record, indent=2) + '\n')
+  evaluation.write_text_atomically(FLAGS.output + '.md', text)
+  evaluation.write_text_atomically(FLAGS.output + '.json',
+                                   json.dumps(record, indent=2) + '\n')
   if 'full' in found:
-    write_atomically(FLAGS.output + '_upper_bound.json',
-                     json.dumps(upper_bound(found['full'], FLAGS.command,
-                                            date), indent=2) + '\n')
+    evaluation.write_text_atomically(
+        FLAGS.output + '_upper_bound.json',
+        json.dumps(upper_bound(found['full'], FLAGS.command, date),
+                   indent=2) + '\n')
   print(text)
 
 

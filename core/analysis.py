@@ -751,15 +751,3 @@ def results_table(rows):
   return '\n'.join(lines) + '\n'
 
 
-def write_text_atomically(path, text):
-  """Writes `text` to `path` through a temporary file and os.replace."""
-  directory = os.path.dirname(os.path.abspath(path))
-  handle, temporary = tempfile.mkstemp(
-      dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(handle, 'w') as stream:
-      stream.write(text)
-    os.replace(temporary, path)
-  except BaseException:
-    os.remove(temporary)
-    raise

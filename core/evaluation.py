@@ -511,7 +511,12 @@ def _format_json(data):
 
 
 def write_json_atomically(path, data):
-  """Writes the dict `data` as JSON to `path` (temporary file + os.replace).
+  """Writes the dict `data` as JSON to `path` (see write_text_atomically)."""
+  write_text_atomically(path, _format_json(data))
+
+
+def write_text_atomically(path, text):
+  """Writes `text` to `path` (temporary file + os.replace).
 
   The file gets the mode of any new file (0644 under the usual umask), not
   mkstemp's 0600.
@@ -521,7 +526,7 @@ def write_json_atomically(path, data):
       dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
   try:
     with os.fdopen(handle, 'w') as stream:
-      stream.write(_format_json(data))
+      stream.write(text)
     os.chmod(temporary, 0o666 & ~_umask())
     os.replace(temporary, path)
   except BaseException:
