@@ -402,16 +402,30 @@ def _wait_for_startup_delay(session, global_step, task, delay_steps):
     time.sleep(1.0)
 
 
-def init_fn_from_flags(extra_excluded_scopes=()):
+def init_fn_from_flags():
   """Scaffold init_fn restoring --tf_initial_checkpoint (or None)."""
-  excluded = list(last_layer_scopes())
-  # The classification head never matches an ImageNet checkpoint's 1001-way
-  # head (SPEC §8.17), so it is always trained from scratch.
-  excluded.append(feature_extractor.LOGITS_END_POINT[FLAGS.model_variant])
-  return train_utils.get_model_init_fn(
+  return initial_checkpoint_init_fn(
       FLAGS.train_logdir, FLAGS.tf_initial_checkpoint,
-      FLAGS.initialize_last_layer, excluded + list(extra_excluded_scopes),
-      ignore_missing_vars=True)
+      FLAGS.initialize_last_layer, last_layer_scopes(), FLAGS.model_variant)
+
+
+def initial_checkpoint_init_fn(train_logdir, tf_initial_checkpoint,
+                               initialize_last_layer, last_layers,
+                               model_variant):
+  """Restores a checkpoint into a new run; the backbone's classification head
+  is never restored.
+
+  The head of an ImageNet checkpoint is 1001-way and never matches the
+  dataset's C-1 classes (SPEC §8.17), so it is trained from scratch even when
+  `initialize_last_layer` restores the segmentation head.
+
+  Returns:
+    None or init_fn(scaffold, session); see train_utils.get_model_init_fn.
+  """
+  return train_utils.get_model_init_fn(
+      train_logdir, tf_initial_checkpoint, initialize_last_layer, last_layers,
+      ignore_missing_vars=True,
+      excluded_scopes=[feature_extractor.LOGITS_END_POINT[model_variant]])
 
 
 # ----------------------------------------------------------------------------

@@ -47,7 +47,8 @@ def _pixel_weights(labels, num_classes, ignore_label, loss_weight):
     loss_weight: a float, a list of C per-class floats, or None (= 1).
 
   Returns:
-    (weights float32 [P], labels int32 [P] in which ignored pixels hold 0).
+    (weights float32 [P], not-ignored mask float32 [P] of 0/1, labels int32
+    [P] in which ignored pixels hold 0).
   """
   not_ignored = tf.not_equal(labels, ignore_label)
   # The ignore label (e.g. 255) is not a valid class index for one_hot/gather;
@@ -55,15 +56,15 @@ def _pixel_weights(labels, num_classes, ignore_label, loss_weight):
   labels = tf.where(not_ignored, labels, tf.zeros_like(labels))
   not_ignored = tf.cast(not_ignored, tf.float32)
   if loss_weight is None:
-    return not_ignored, labels
+    return not_ignored, not_ignored, labels
   if isinstance(loss_weight, numbers.Real):
-    return not_ignored * float(loss_weight), labels
+    return not_ignored * float(loss_weight), not_ignored, labels
   loss_weight = [float(w) for w in loss_weight]
   if len(loss_weight) != num_classes:
     raise InputError('loss_weight has %d per-class values, expected %d '
                      '(one per class)' % (len(loss_weight), num_classes))
   class_weights = tf.gather(tf.constant(loss_weight, tf.float32), labels)
-  return not_ignored * class_weights, labels
+  return not_ignored * class_weights, not_ignored, labels
 
 
 def _top_k_pixel_count(num_pixels, top_k_percent_pixels,
@@ -98,7 +99,8 @@ def _weighted_pixel_losses(logits, labels, num_classes, ignore_label,
       to the logits (nearest-AC).
 
   Returns:
-    (weighted losses float32 [P], weights float32 [P]), P pixels in total.
+    (weighted losses float32 [P], not-ignored mask float32 [P]), P pixels in
+    total.
   """
   if upsample_logits:
     logits = tf.image.resize_bilinear(
@@ -106,21 +108,22 @@ def _weighted_pixel_losses(logits, labels, num_classes, ignore_label,
   else:
     labels = tf.image.resize_nearest_neighbor(
         labels, _spatial_size(logits), align_corners=True)
-  weights, labels = _pixel_weights(tf.reshape(labels, [-1]), num_classes,
-                                   ignore_label, loss_weight)
+  weights, not_ignored, labels = _pixel_weights(
+      tf.reshape(labels, [-1]), num_classes, ignore_label, loss_weight)
   one_hot = tf.stop_gradient(tf.one_hot(labels, num_classes, dtype=tf.float32))
   pixel_losses = tf.nn.softmax_cross_entropy_with_logits_v2(
       labels=one_hot,
       logits=tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes]))
-  return pixel_losses * weights, weights
+  return pixel_losses * weights, not_ignored
 
 
-def _normalized_loss(weighted_losses, weights, top_k_percent_pixels,
+def _normalized_loss(weighted_losses, not_ignored, top_k_percent_pixels,
                      hard_example_mining_step):
   """Scalar loss from the weighted pixel losses (see the caller's docstring)."""
   if top_k_percent_pixels == 1.0:
     kept_losses = weighted_losses
-    num_present = tf.reduce_sum(tf.cast(tf.not_equal(weights, 0.0), tf.float32))
+    # Pixels of a class weighted 0 still count, as in DeepLab.
+    num_present = tf.reduce_sum(not_ignored)
   else:
     top_k = _top_k_pixel_count(tf.size(weighted_losses), top_k_percent_pixels,
                                hard_example_mining_step)
@@ -163,8 +166,8 @@ def add_softmax_cross_entropy_loss_for_each_scale(scales_to_logits,
   nearest-neighbour (align_corners) to the logits size. Ignored pixels weigh 0.
 
   Normalisation: with `top_k_percent_pixels == 1` the loss is the sum of the
-  weighted pixel losses divided by the number of pixels with a nonzero weight
-  (= the non-ignored pixels for positive class weights), 0 if there are none.
+  weighted pixel losses divided by the number of non-ignored pixels (pixels of
+  a class weighted 0 included), 0 if there are none.
   With `top_k_percent_pixels < 1` only the k largest weighted pixel losses are
   summed (k counts all pixels, ignored ones included) and divided by how many
   of those k are nonzero (SPEC §11 item 2).
@@ -202,11 +205,11 @@ def add_softmax_cross_entropy_loss_for_each_scale(scales_to_logits,
                        % (scale, logits.shape[-1], num_classes))
     loss_scope = scale if scope is None else '%s_%s' % (scope, scale)
     with tf.name_scope(loss_scope):
-      weighted_losses, weights = _weighted_pixel_losses(
+      weighted_losses, not_ignored = _weighted_pixel_losses(
           logits, labels, num_classes, ignore_label, loss_weight,
           upsample_logits)
-      loss = _normalized_loss(weighted_losses, weights, top_k_percent_pixels,
-                              hard_example_mining_step)
+      loss = _normalized_loss(weighted_losses, not_ignored,
+                              top_k_percent_pixels, hard_example_mining_step)
       tf.losses.add_loss(loss)
       added_losses.append(loss)
   return added_losses
@@ -404,7 +407,8 @@ def get_model_init_fn(train_logdir,
                       tf_initial_checkpoint,
                       initialize_last_layer,
                       last_layers,
-                      ignore_missing_vars=False):
+                      ignore_missing_vars=False,
+                      excluded_scopes=()):
   """Initialisation from a pre-trained checkpoint, SPEC §5.3.
 
   Everything is checked here, while the graph is built, so a bad checkpoint
@@ -420,6 +424,8 @@ def get_model_init_fn(train_logdir,
     last_layers: list of variable scope prefixes of the last layers.
     ignore_missing_vars: skip (and log in one line) model variables absent
       from the checkpoint; if False they are an error.
+    excluded_scopes: variable scope prefixes never restored, whatever
+      `initialize_last_layer` says (e.g. an ImageNet classification head).
 
   Returns:
     None, or `init_fn(scaffold, session)` restoring the variables (also
@@ -439,7 +445,7 @@ def get_model_init_fn(train_logdir,
     return None
   checkpoint, checkpoint_shapes = _resolve_checkpoint(tf_initial_checkpoint)
 
-  excluded = list(_NEVER_RESTORED)
+  excluded = list(_NEVER_RESTORED) + list(excluded_scopes)
   if not initialize_last_layer:
     excluded.extend(last_layers)
   variables = _variables_to_restore(excluded)

@@ -55,6 +55,13 @@ def test_cross_entropy_per_class_weights():
   assert values[0] == pytest.approx(expected, rel=1e-5)
 
 
+def test_cross_entropy_zero_class_weight_still_counts_in_the_normaliser():
+  """DeepLab divides by the non-ignored pixels, also those weighted 0."""
+  values, _, _ = _loss_values(_LOGITS, _LABELS, loss_weight=[0., 2., 3.])
+  expected = (0 * _LOG3 + 3 * _LOG2 + 2 * _LOG53) / 3
+  assert values[0] == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize('loss_weight', [None, np.float32(1.0), 1])
 def test_cross_entropy_default_weight_forms(loss_weight):
   values, _, _ = _loss_values(_LOGITS, _LABELS, loss_weight=loss_weight)
