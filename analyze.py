@@ -35,9 +35,10 @@ from absl import flags
 from core import analysis
 from core import data_generator
 from core import evaluation
+from core import model_flags
 from core import pseudoseg
 from core import train_flags
-from core import wss_flags  # noqa: F401  (PseudoSeg flags read by pseudoseg)
+from core import wss_flags
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils import plots
@@ -107,10 +108,10 @@ def _check_flags():
     raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
   evaluation.check_dataset_split(data_generator.DATASETS, FLAGS.dataset,
                                  FLAGS.eval_split, FLAGS.dataset_dir)
-  common.model_options_from_flags(
+  options = model_flags.model_options_from_flags(
       data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
   if FLAGS.use_attention:
-    pseudoseg.attention_strides()
+    pseudoseg.attention_end_points(_pseudo_config(options))
   analysis.read_upper_bound(FLAGS.upper_bound_json)
   if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
     raise InputError('--output_dir %s exists and is not a directory' %
@@ -118,12 +119,9 @@ def _check_flags():
   return crop_size, scales, checkpoints
 
 
-def _pseudo_config():
-  return analysis.PseudoLabelConfig(
-      use_attention=FLAGS.use_attention, pseudo_src=FLAGS.pseudo_src,
-      logit_norm=FLAGS.logit_norm,
-      # Hard pseudo labels are never sharpened in training.
-      temperature=FLAGS.temperature if FLAGS.soft_pseudo_label else 1.0)
+def _pseudo_config(model_options):
+  return wss_flags.pseudoseg_options_from_flags(
+      train_flags.supervised_options_from_flags(model_options))
 
 
 def _settings(run, crop_size, scales):
@@ -140,8 +138,11 @@ def _settings(run, crop_size, scales):
       'atrous_rates': FLAGS.atrous_rates,
       'decoder_output_stride': FLAGS.decoder_output_stride}
   if run == PSEUDOSEG:
-    settings.update(_pseudo_config()._asdict())
-    settings.update(att_strides=FLAGS.att_strides, att_v2=FLAGS.att_v2,
+    settings.update(use_attention=FLAGS.use_attention,
+                    pseudo_src=FLAGS.pseudo_src, logit_norm=FLAGS.logit_norm,
+                    temperature=analysis.sharpening_temperature(
+                        _pseudo_config(model_options=None)),
+                    att_strides=FLAGS.att_strides, att_v2=FLAGS.att_v2,
                     attention_dim=FLAGS.attention_dim)
   return settings
 
@@ -152,7 +153,6 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
   Cached records are reused; the graph is built only if something is left to
   compute.
   """
-  pseudo_config = _pseudo_config() if run == PSEUDOSEG else None
   settings = _settings(run, crop_size, scales)
   records, todo = {}, []
   for step, checkpoint in checkpoints:
@@ -180,8 +180,9 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
     # has no argument for it, and the pipeline reads the attribute when built.
     dataset.output_valid = True
     iterator = analysis.make_iterator(dataset)
-    options = common.model_options_from_flags(dataset.num_of_classes,
-                                              crop_size)
+    options = model_flags.model_options_from_flags(dataset.num_of_classes,
+                                                   crop_size)
+    pseudo_config = _pseudo_config(options) if run == PSEUDOSEG else None
     per_batch, overlay = analysis.build_fetches(
         iterator.get_next(), options, dataset.num_of_classes,
         dataset.ignore_label, scales, FLAGS.add_flipped_images,

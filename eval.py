@@ -22,6 +22,7 @@ from absl import logging
 
 from core import data_generator
 from core import evaluation
+from core import model_flags
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
@@ -60,7 +61,7 @@ def _check_flags():
   split_size = evaluation.check_dataset_split(
       data_generator.DATASETS, FLAGS.dataset, FLAGS.eval_split,
       FLAGS.dataset_dir)
-  common.model_options_from_flags(
+  model_flags.model_options_from_flags(
       data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
   if os.path.exists(FLAGS.eval_logdir) and not os.path.isdir(FLAGS.eval_logdir):
     raise InputError('--eval_logdir %s exists and is not a directory' %
@@ -82,7 +83,7 @@ def _build_graph(crop_size, scales):
                                     with_cls=FLAGS.weakly)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
-  options = common.model_options_from_flags(num_classes, crop_size)
+  options = model_flags.model_options_from_flags(num_classes, crop_size)
   images = samples[common.IMAGE]
   predictions = evaluation.predict(images, options, scales,
                                    FLAGS.add_flipped_images,

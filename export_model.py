@@ -28,7 +28,7 @@ from absl import logging
 
 from core import evaluation
 from core import inference
-from deeplab import common
+from core import model_flags
 from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
@@ -52,7 +52,7 @@ def main(unused_argv):
                                     FLAGS.min_resize_value,
                                     FLAGS.max_resize_value)
   num_classes = inference.num_classes_of(FLAGS.dataset)
-  options = common.model_options_from_flags(num_classes, None)
+  options = model_flags.model_options_from_flags(num_classes, None)
   inference.check_export_dir(FLAGS.export_dir, FLAGS.overwrite)
   checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
   info = {

@@ -32,7 +32,7 @@ from absl import logging
 
 from core import evaluation
 from core import inference
-from deeplab import common
+from core import model_flags
 from utils import save_annotation
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
@@ -83,7 +83,7 @@ def _load_predictor():
   inference.check_inference_options(FLAGS.image_pooling_crop_size,
                                     FLAGS.min_resize_value,
                                     FLAGS.max_resize_value)
-  options = common.model_options_from_flags(
+  options = model_flags.model_options_from_flags(
       inference.num_classes_of(FLAGS.dataset), None)
   checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
   predictor = inference.CheckpointPredictor(

@@ -18,7 +18,7 @@ from absl import flags
 
 from core import pretraining
 from core import supervised
-from core import train_flags  # noqa: F401  (the shared training flags)
+from core import train_flags
 from core import training
 from deeplab import common
 from deeplab.tf_compat import tf
@@ -68,7 +68,8 @@ def main(unused_argv):
     def build_clone(clone_index):
       samples = iterator.get_next()
       _, logits, _ = supervised.add_classification_loss(
-          samples[common.IMAGE], samples[common.CLS_LABEL], model_options,
+          samples[common.IMAGE], samples[common.CLS_LABEL],
+          train_flags.supervised_options_from_flags(model_options),
           dataset.num_of_classes)
       if clone_index == 0:
         accuracy = pretraining.add_multilabel_accuracy(

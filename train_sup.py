@@ -9,6 +9,7 @@ from absl import app
 from absl import flags
 
 from core import supervised
+from core import train_flags
 from core import training
 from deeplab import common
 from deeplab.tf_compat import tf
@@ -31,11 +32,12 @@ def main(unused_argv):
         image_level = training.training_dataset(
             FLAGS.train_split_cls, batch_size, with_cls=True, seed_offset=1)
         image_level_iterator = image_level.get_one_shot_iterator()
-    model_options = training.model_options(labeled.num_of_classes)
+    options = train_flags.supervised_options_from_flags(
+        training.model_options(labeled.num_of_classes))
 
     def build_clone(clone_index):
       samples = labeled_iterator.get_next()
-      supervised.supervised_branch(samples, model_options,
+      supervised.supervised_branch(samples, options,
                                    labeled.num_of_classes,
                                    labeled.ignore_label,
                                    monitor=clone_index == 0)
@@ -43,7 +45,7 @@ def main(unused_argv):
         cls_samples = image_level_iterator.get_next()
         supervised.add_classification_loss(
             cls_samples[common.IMAGE], cls_samples[common.CLS_LABEL],
-            model_options, labeled.num_of_classes)
+            options, labeled.num_of_classes)
 
     images_per_step = FLAGS.train_batch_size * (2 if FLAGS.weakly else 1)
     datasets = [labeled, image_level] if FLAGS.weakly else [labeled]

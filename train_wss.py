@@ -12,6 +12,7 @@ from absl import flags
 from core import pseudoseg
 from core import train_flags
 from core import training
+from core import wss_flags
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import run_reporting_errors
@@ -25,7 +26,6 @@ def main(unused_argv):
   config = training.deployment_from_flags()
   batch_size = training.clone_batch_size(FLAGS.train_batch_size,
                                          FLAGS.num_clones)
-  pseudoseg.attention_strides()
   with tf.Graph().as_default():
     with tf.device(config.inputs_device()):
       labeled = training.training_dataset(
@@ -35,11 +35,14 @@ def main(unused_argv):
           output_valid=True, with_cls=FLAGS.weakly, seed_offset=1)
       labeled_iterator = labeled.get_one_shot_iterator()
       unlabeled_iterator = unlabeled.get_one_shot_iterator()
-    model_options = training.model_options(labeled.num_of_classes)
+    options = wss_flags.pseudoseg_options_from_flags(
+        train_flags.supervised_options_from_flags(
+            training.model_options(labeled.num_of_classes)))
+    pseudoseg.attention_end_points(options)
 
     def build_clone(clone_index):
       pseudoseg.build_clone(labeled_iterator.get_next(),
-                            unlabeled_iterator.get_next(), model_options,
+                            unlabeled_iterator.get_next(), options,
                             labeled.num_of_classes, labeled.ignore_label,
                             monitor=clone_index == 0)
 

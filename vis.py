@@ -24,6 +24,7 @@ from absl import logging
 
 from core import data_generator
 from core import evaluation
+from core import model_flags
 from core import preprocess_utils
 from deeplab import common
 from deeplab.tf_compat import tf
@@ -69,7 +70,7 @@ def _check_flags():
   split_size = evaluation.check_dataset_split(
       data_generator.DATASETS, FLAGS.dataset, FLAGS.vis_split,
       FLAGS.dataset_dir)
-  common.model_options_from_flags(
+  model_flags.model_options_from_flags(
       data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
   checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
   if os.path.exists(FLAGS.vis_logdir) and not os.path.isdir(FLAGS.vis_logdir):
@@ -91,7 +92,7 @@ def _build_graph(crop_size, scales):
                                     crop_size, num_readers=1,
                                     output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
-  options = common.model_options_from_flags(dataset.num_of_classes,
+  options = model_flags.model_options_from_flags(dataset.num_of_classes,
                                             crop_size)
   images = samples[common.IMAGE]
   predictions = evaluation.predict(images, options, scales,

@@ -32,8 +32,8 @@ training mode, as in the original) and the joint RMS of `logit_norm`. Their
 ECEs are therefore those of batches of `batch_size` evaluation images.
 
 The module also reads training curves from TensorBoard event files. It reads
-no absl flag itself; `pseudoseg.attention_branch` reads the PseudoSeg flags
-(att_strides, att_v2, attention_dim, weight_decay, ...) internally.
+no absl flag; a PseudoSeg run's options come in as a
+`pseudoseg.PseudoSegOptions`.
 """
 import collections
 import glob
@@ -62,13 +62,14 @@ _STATISTICS = ('count', 'sum_confidence', 'sum_correct')
 _CHECKPOINT_INDEX = re.compile(r'^(.*-(\d+))\.index$')
 _EVENTS_PATTERN = 'events.out.tfevents.*'
 
-# How a PseudoSeg run turns the decoder and SGC outputs into pseudo labels.
-# use_attention: whether the run had the Grad-CAM/SGC branch; pseudo_src,
-# logit_norm: arguments of `fuse_probabilities`; temperature: of `sharpen`
-# (1.0 for hard pseudo labels, which training never sharpens).
-PseudoLabelConfig = collections.namedtuple(
-    'PseudoLabelConfig',
-    ['use_attention', 'pseudo_src', 'logit_norm', 'temperature'])
+
+
+def sharpening_temperature(pseudoseg_options):
+  """Temperature of `sharpen` for a run: 1.0 for hard pseudo labels, which
+  training never sharpens."""
+  if pseudoseg_options.soft_pseudo_label:
+    return pseudoseg_options.temperature
+  return 1.0
 
 
 # ----------------------------------------------------------------------------
@@ -207,7 +208,8 @@ def build_fetches(samples, model_options, num_classes, ignore_label,
     num_classes: C.
     ignore_label: ignored label value.
     eval_scales, add_flipped_images, image_pyramid: as eval.py's flags.
-    pseudo_config: PseudoLabelConfig for a PseudoSeg run, None for a baseline.
+    pseudo_config: pseudoseg.PseudoSegOptions of a PseudoSeg run (how its
+      decoder and SGC outputs become pseudo labels), None for a baseline.
 
   Returns:
     (per_batch, overlay): dicts of tensors. per_batch: `confusion` int64
@@ -262,7 +264,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
     valid = pseudoseg.valid_at(samples[common.VALID], logits_size)
     with tf.name_scope('sgc_inference'):
       outputs = pseudoseg.attention_branch(
-          images, None, valid, model_options, num_classes, is_training=False)
+          images, None, valid, pseudo_config, num_classes, is_training=False)
     sgc_logits = tf.image.resize_bilinear(outputs.logits, logits_size,
                                           align_corners=True)
     probs['sgc'] = tf.nn.softmax(sgc_logits)
@@ -270,7 +272,8 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
       decoder_logits, sgc_logits, pseudo_config.pseudo_src,
       pseudo_config.logit_norm)
   probs['sharpened'] = pseudo_label.sharpen(probs['fused'],
-                                            pseudo_config.temperature)
+                                            sharpening_temperature(
+                                                pseudo_config))
   pseudo_classes = tf.argmax(probs['sharpened'], axis=3)
   return {
       'reliability': tf.stack([

@@ -5,6 +5,7 @@ defines its PseudoSeg flags in `core/wss_flags.py`.
 """
 from absl import flags
 
+from core import supervised
 from deeplab import common  # noqa: F401  (defines the shared model flags)
 
 FLAGS = flags.FLAGS
@@ -119,3 +120,16 @@ def apply_wss_defaults():
   """Switches to train_wss.py's defaults (SPEC §1.3)."""
   for name, value in _WSS_DEFAULTS.items():
     FLAGS.set_default(name, value)
+
+
+def supervised_options_from_flags(model_options):
+  """The SupervisedOptions of the parsed flags around `model_options`."""
+  return supervised.SupervisedOptions(
+      model=model_options,
+      image_pyramid=FLAGS.image_pyramid,
+      weight_decay=FLAGS.weight_decay,
+      fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
+      upsample_logits=FLAGS.upsample_logits,
+      hard_example_mining_step=FLAGS.hard_example_mining_step,
+      top_k_percent_pixels=FLAGS.top_k_percent_pixels,
+      save_summaries_images=FLAGS.save_summaries_images)

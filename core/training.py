@@ -27,8 +27,8 @@ from absl import flags
 from absl import logging
 
 from core import data_generator
+from core import model_flags
 from core import train_flags  # noqa: F401  (defines the flags read here)
-from deeplab import common
 from deeplab import feature_extractor
 from deeplab import model
 from deeplab import train_utils
@@ -137,7 +137,7 @@ def crop_size_from_flag(values, flag_name):
 def model_options(num_classes):
   """ModelOptions of the training graph (crop = --train_crop_size)."""
   crop_size = crop_size_from_flag(FLAGS.train_crop_size, 'train_crop_size')
-  return common.model_options_from_flags(num_classes, crop_size)
+  return model_flags.model_options_from_flags(num_classes, crop_size)
 
 
 def training_dataset(split, batch_size, strong_weak=False, output_valid=False,

@@ -2,7 +2,10 @@
 and `train_split_cls` in core/train_flags.py because train_sup.py uses them too."""
 from absl import flags
 
+from core import pseudoseg
 from core import train_flags  # noqa: F401  (the shared training flags)
+
+FLAGS = flags.FLAGS
 
 flags.DEFINE_boolean('soft_pseudo_label', True,
                      'Train on soft (sharpened) pseudo labels; else on argmax.')
@@ -32,3 +35,11 @@ flags.DEFINE_boolean('cls_with_cls', True,
                      'split (else on the labeled split).')
 flags.DEFINE_integer('calibration_bins', 15,
                      'Bins of the expected calibration error of pseudo labels.')
+
+
+def pseudoseg_options_from_flags(supervised_options):
+  """The PseudoSegOptions of the parsed flags around `supervised_options`."""
+  method_fields = pseudoseg.PseudoSegOptions._fields[1:]
+  return pseudoseg.PseudoSegOptions(
+      supervised=supervised_options,
+      **{name: getattr(FLAGS, name) for name in method_fields})

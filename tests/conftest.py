@@ -52,3 +52,13 @@ def run_script(script, *args, timeout=900):
   return subprocess.run([sys.executable, script] + [str(a) for a in args],
                         cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                         timeout=timeout)
+
+
+def pseudoseg_options(model_options, **overrides):
+  """PseudoSegOptions of the default flags around `model_options`; fields in
+  `overrides` replaced."""
+  from core import train_flags
+  from core import wss_flags
+  options = wss_flags.pseudoseg_options_from_flags(
+      train_flags.supervised_options_from_flags(model_options))
+  return options._replace(**overrides)

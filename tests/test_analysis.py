@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import pseudoseg_options
 from conftest import run_script
 from core import analysis
 from core import calibration
@@ -198,8 +199,8 @@ def _build_pseudoseg():
   images = tf.placeholder(tf.float32, [2, 33, 33, 3])
   _build_baseline_on(images)
   pseudoseg.attention_branch(images, tf.placeholder(tf.float32, [2, 8]),
-                             tf.ones([2, 3, 3]), _options(), NUM_CLASSES,
-                             is_training=True)
+                             tf.ones([2, 3, 3]), pseudoseg_options(_options()),
+                             NUM_CLASSES, is_training=True)
 
 
 def _save_run(logdir, build, seed, events):

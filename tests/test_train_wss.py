@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import pseudoseg_options
 from conftest import run_script
 from core import pseudoseg
 from deeplab import common
@@ -114,7 +115,8 @@ def clone_graph():
     options = common.ModelOptions({common.OUTPUT_TYPE: NUM_CLASSES},
                                   crop_size=[size, size], output_stride=16,
                                   model_variant='mobilenet_v2')
-    pseudoseg.build_clone(labeled, unlabeled, options, NUM_CLASSES, 255,
+    pseudoseg.build_clone(labeled, unlabeled, pseudoseg_options(options),
+                          NUM_CLASSES, 255,
                           monitor=False)
   return graph
 
