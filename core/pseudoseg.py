@@ -1,4 +1,4 @@
-"""One PseudoSeg clone: the five passes of SPEC §4.1, pseudo labels and losses.
+"""One PseudoSeg clone: the passes of docs/DESIGN.md §Passes, pseudo labels and losses.
 
 Pass order and modes (faithful to the original):
   (0) with --weakly: classification head on the image-level batch (train mode).
@@ -59,7 +59,7 @@ def attention_strides():
 
 def attention_branch(images, class_labels, valid, model_options, num_classes,
                      is_training):
-  """Grad-CAM of the cls head refined by self-attention (SPEC §4.2-4.3).
+  """Grad-CAM of the cls head refined by self-attention (docs/DESIGN.md §Grad-CAM, §Self-attention).
 
   Args:
     images: float [B,H,W,3].
@@ -120,11 +120,14 @@ def build_clone(labeled, unlabeled, model_options, num_classes, ignore_label,
     supervised.add_classification_loss(cls_batch[common.IMAGE],
                                        cls_batch[common.CLS_LABEL],
                                        model_options, num_classes)
+  # Train mode on purpose; do not fix: changes results (docs/DESIGN.md §Quirks 1)
   logits_weak = _decoder_logits(weak, model_options, 'cls_weak')
   logits_size = tf.shape(logits_weak)[1:3]
+  # do not fix: changes results (docs/DESIGN.md §Quirks 7, 8)
   valid_unlabeled = valid_at(unlabeled[common.VALID], logits_size)
   att_weak = None
   if FLAGS.use_attention:
+    # do not fix: changes results (docs/DESIGN.md §Quirks 3)
     with tf.name_scope('cls_data_cls_inference'):
       att_weak = attention_branch(
           weak, unlabeled[common.CLS_LABEL] if FLAGS.weakly else None,
@@ -138,6 +141,7 @@ def build_clone(labeled, unlabeled, model_options, num_classes, ignore_label,
                                        model_options, num_classes,
                                        ignore_label)
   pseudo = _pseudo_labels(logits_weak, att_weak, logits_size, valid_unlabeled)
+  # At the decoder resolution; do not fix: changes results (docs/DESIGN.md §Quirks 9)
   loss = wss_losses.consistency_loss(logits_strong, pseudo.targets,
                                      pseudo.mask, valid_unlabeled,
                                      soft=FLAGS.soft_pseudo_label)
@@ -169,7 +173,7 @@ PseudoLabels = collections.namedtuple(
 
 
 def _pseudo_labels(logits_weak, att_weak, logits_size, valid):
-  """Fused, sharpened pseudo labels of the weak view (SPEC §4.4)."""
+  """Fused, sharpened pseudo labels of the weak view (docs/DESIGN.md §Fusion)."""
   att_logits = None
   att_probs = None
   if att_weak is not None:
@@ -187,7 +191,7 @@ def _pseudo_labels(logits_weak, att_weak, logits_size, valid):
 
 def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
              pseudo, valid, num_classes, ignore_label):
-  """Accuracies, calibration, histograms and images of SPEC §4.7 / §5.4."""
+  """Accuracies, calibration, histograms and images (docs/DESIGN.md §Summary tags)."""
   logits_size = tf.shape(logits_weak)[1:3]
   labels = monitoring.resize_labels_nearest(unlabeled[common.LABEL],
                                             logits_size)
