@@ -1,4 +1,4 @@
-"""Self-attention refinement of Grad-CAMs ("SGC", SPEC §4.3).
+"""Self-attention refinement of Grad-CAMs ("SGC", docs/DESIGN.md §Self-attention).
 
 The CAMs are propagated between pixels with an attention map computed from a
 hypercolumn of backbone features. Only the key/query projections and the final
@@ -17,6 +17,7 @@ from utils.errors import InputError
 
 # Additive attention mask of invalid (query, key) pairs. A finite value, not
 # -inf: rows of invalid queries become uniform instead of NaN.
+# do not fix: changes results (docs/DESIGN.md §Quirks 6)
 _MASK_VALUE = -1e9
 
 
@@ -128,6 +129,7 @@ def self_attention_v2(features, cams, valid, attention_dim=128):
       'epsilon': 1e-3,
       'center': True,
       'scale': False,
+      # do not fix: changes results (docs/DESIGN.md §Quirks 5)
       'is_training': True,
       'updates_collections': BATCH_NORM_UPDATES,
   }
@@ -142,6 +144,7 @@ def self_attention_v1(features, cams, valid, attention_dim=128):
   att = softmax_keys(QK^T / sqrt(d) + mask) V with V = cams; the background
   channel is 1 - max_c att; then `pixel_normalization`: 1x1 conv (K+1 -> K+1)
   with a zero-initialised bias.
+  Its variables differ from v2's under the same scope (docs/DESIGN.md §Quirks 21).
 
   Args:
     features: float32 [B, h, w, F] hypercolumn (gradient is stopped here too).

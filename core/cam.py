@@ -1,4 +1,4 @@
-"""Grad-CAM class activation maps for PseudoSeg (SPEC §4.2).
+"""Grad-CAM class activation maps for PseudoSeg (docs/DESIGN.md §Grad-CAM).
 
 The CAMs are computed from the feature map A of the classification pass (the end
 point of the largest stride, `xception_65/exit_flow/block2`) and the image-level
@@ -45,6 +45,7 @@ def grad_cam(features, cls_logits, class_labels):
     grads = tf.gradients(tf.reduce_sum(cls_logits[:, c]), features)[0]
     if grads is None:
       raise ValueError('cls_logits do not depend on the CAM features.')
+    # Mean over batch AND rows; do not fix: changes results (docs/DESIGN.md §Quirks 2)
     weights = tf.reduce_mean(grads, axis=[0, 1], keepdims=True)
     cams.append(tf.nn.relu(tf.reduce_sum(weights * features, axis=3)))
   cams = tf.stack(cams, axis=3)

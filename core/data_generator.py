@@ -1,6 +1,6 @@
 """The dataset registry and the tf.data input pipeline over DeepLab tfrecords.
 
-Records follow DeepLab's `build_data.image_seg_to_tfexample` schema (SPEC 2.1);
+Records follow DeepLab's `build_data.image_seg_to_tfexample` schema (docs/DESIGN.md §Data);
 a split is the set of shard files `<dataset_dir>/<split>-NNNNN-of-NNNNN` (with
 or without the `.tfrecord` extension; nothing else that starts with `<split>-`,
 such as a builder's temporary file, is read). Usage:
@@ -121,6 +121,7 @@ DATASETS = {
 }
 
 # Examples held in the shuffle buffer after preprocessing (as in the original).
+# do not fix: changes results (docs/DESIGN.md §Quirks 16)
 _SHUFFLE_BUFFER_SIZE = 100
 
 _FEATURES = {
@@ -388,7 +389,7 @@ class Dataset(object):
          tf.cast(first_bad, tf.int32)])
 
   def _preprocess_image(self, sample, seed):
-    """Preprocesses one parsed sample with its [2] int64 seed (SPEC 2.4-2.7)."""
+    """Preprocesses one parsed sample with its [2] int64 seed (docs/DESIGN.md §Data flow)."""
     image = sample[common.IMAGE]
     outputs = input_preprocess.preprocess_image_and_label(
         image, sample.get(common.LABEL), self.crop_size[0], self.crop_size[1],
@@ -406,6 +407,7 @@ class Dataset(object):
     result.update(outputs)
     if self.output_original and not self.is_training:
       result[common.ORIGINAL_IMAGE] = image
+    # From the augmented crop; do not fix: changes results (docs/DESIGN.md §Quirks 12)
     if self.with_cls:
       result[common.CLS_LABEL] = preprocess_utils.image_level_labels(
           result[common.LABEL], self.num_of_classes, self.ignore_label)

@@ -427,6 +427,7 @@ def summary_class_iou(confusion):
 
   Same IoU, but a class with no ground-truth pixel (TP + FN = 0) is NaN even
   when it was predicted, as in the original's summaries.
+  Kept so eval curves compare with the original's (docs/DESIGN.md §Quirks 22).
   """
   ious = per_class_iou(confusion)
   ground_truth = np.asarray(confusion).sum(axis=1)

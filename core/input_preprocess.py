@@ -1,12 +1,12 @@
 """Training and evaluation preprocessing of one (image, label) pair.
 
-Training (SPEC 2.4/2.5): optional resize-to-range, random scale, optional strong
+Training (docs/DESIGN.md §Data flow): optional resize-to-range, random scale, optional strong
 colour jitter on the scaled image, pad to the crop (image and strong view with
 the mean pixel, label with the ignore label, valid mask with 0), one random crop
 shared by all views, cut-out on the strong view (which also ignores the label
 and the valid mask there), one horizontal flip shared by all views.
 
-Evaluation (SPEC 2.7): optional resize-to-range, then pad to the crop size; the
+Evaluation (docs/DESIGN.md §Data flow): optional resize-to-range, then pad to the crop size; the
 image must already fit in the crop.
 """
 from core import preprocess_utils
@@ -18,7 +18,7 @@ from utils.errors import InputError
 # x / 127.5 - 1, so padding with 127.5 pads with zeros after normalisation.
 MEAN_PIXEL = 127.5
 
-# Strong view (SPEC 2.5): colour jitter strengths and cut-out half side.
+# Strong view (docs/DESIGN.md §Data flow): colour jitter strengths and cut-out half side.
 STRONG_BRIGHTNESS = 0.5
 STRONG_CONTRAST = 0.5
 STRONG_SATURATION = 0.5
@@ -31,7 +31,7 @@ _NUM_DRAWS = 5
 
 
 def strong_color_jitter(image, seed):
-  """The strong view's colour jitter of a float image in [0, 255] (SPEC 2.5)."""
+  """The strong view's colour jitter of a float image in [0, 255] (docs/DESIGN.md §Data flow)."""
   jittered = preprocess_utils.color_jitter(
       image / 255., STRONG_BRIGHTNESS, STRONG_CONTRAST, STRONG_SATURATION,
       STRONG_HUE, seed)
@@ -129,7 +129,7 @@ def preprocess_image_and_label(image, label, crop_height, crop_width,
     return _preprocess_for_eval(image, label, crop_height, crop_width,
                                 ignore_label, output_valid)
 
-  # A fixed scale of 1 is the only configuration without a resize (SPEC 11.1).
+  # Only scale 1 skips the resize; do not fix: changes results (docs/DESIGN.md §Quirks 14)
   if not min_scale_factor == max_scale_factor == 1:
     scale = preprocess_utils.get_random_scale(
         min_scale_factor, max_scale_factor, scale_factor_step_size, seeds[0])
@@ -158,6 +158,7 @@ def preprocess_image_and_label(image, label, crop_height, crop_width,
   if strong_weak:
     # The cut-out hides content from the strong view only; the label and valid
     # mask are cleared there so no loss looks at the hidden pixels.
+    # do not fix: changes results (docs/DESIGN.md §Quirks 7, 8, 12)
     cut = [(common.STRONG, MEAN_PIXEL), (common.LABEL, ignore_label),
            (common.VALID, 0)]
     cut = [(key, fill) for key, fill in cut if key in outputs]

@@ -1,4 +1,4 @@
-"""Training-time monitoring: class-balanced accuracies and summaries (SPEC §4.7).
+"""Training-time monitoring: class-balanced accuracies and summaries (docs/DESIGN.md §Summary tags).
 
 Summaries are created at the root name scope, so their tags are the same with
 one clone or many (`sanity_check/acc_seg`, not `clone_0/sanity_check/acc_seg`).
@@ -10,6 +10,7 @@ from deeplab.tf_compat import tf
 
 def resize_labels_nearest(labels, size):
   """Labels [B,H,W,1] int -> [B,h,w] int32 with legacy nearest resizing."""
+  # TF1 legacy nearest; do not fix: changes results (docs/DESIGN.md §Quirks 13)
   resized = tf.image.resize_nearest_neighbor(
       labels, size, align_corners=False, half_pixel_centers=False)
   return tf.cast(tf.squeeze(resized, axis=3), tf.int32)

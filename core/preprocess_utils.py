@@ -109,6 +109,7 @@ def random_flip_left_right(tensors, seed, prob=0.5):
   """Flips all `tensors` horizontally together with probability `prob`.
 
   The flip happens when U[0, 1) <= prob, as in the original.
+  Kept on purpose, no measurable effect (docs/DESIGN.md §Quirks 15).
 
   Args:
     tensors: list of rank-3 tensors.
@@ -179,6 +180,7 @@ def scale_image_and_label(image, label, scale):
   new_size = tf.stack([
       tf.cast(tf.cast(height, tf.float32) * scale, tf.int32),
       tf.cast(tf.cast(width, tf.float32) * scale, tf.int32)])
+  # do not fix: changes results (docs/DESIGN.md §Quirks 13)
   image = _resize_v2(image, new_size, method='bilinear', antialias=True)
   if label is not None:
     label = tf.image.resize_nearest_neighbor(

@@ -1,4 +1,4 @@
-"""Pseudo labels of the unlabeled batch (SPEC §4.4).
+"""Pseudo labels of the unlabeled batch (docs/DESIGN.md §Fusion).
 
 The decoder prediction of the weak view and the SGC (self-attention Grad-CAM)
 logits are fused into one distribution, optionally sharpened, and turned into
@@ -30,6 +30,7 @@ def logit_norm_scale(logits_a, logits_b):
   Returns:
     float scalar.
   """
+  # do not fix: changes results (docs/DESIGN.md §Quirks 10)
   stacked = tf.concat([logits_a, logits_b], axis=0)
   return 1. / tf.sqrt(tf.reduce_mean(tf.square(stacked)) + 1e-8)
 
@@ -113,6 +114,7 @@ def make_pseudo_labels(probs, valid, soft=True, temperature=0.5, threshold=0.):
     targets = probs
   else:
     targets = tf.argmax(probs, axis=3, output_type=tf.int32)
+  # do not fix: changes results (docs/DESIGN.md §Quirks 11)
   confidence = tf.reduce_max(probs, axis=3)
   loss_mask = tf.cast(_pixel_map(valid), tf.float32)
   if threshold > 0:

@@ -1,4 +1,4 @@
-"""One PseudoSeg clone: the five passes of SPEC §4.1, pseudo labels and losses.
+"""One PseudoSeg clone: the passes of docs/DESIGN.md §Passes, pseudo labels and losses.
 
 Pass order and modes (faithful to the original):
   (0) with --weakly: classification head on the image-level batch (train mode).
@@ -75,7 +75,7 @@ def attention_end_points(options):
 
 def attention_branch(images, class_labels, valid, options, num_classes,
                      is_training):
-  """Grad-CAM of the cls head refined by self-attention (SPEC §4.2-4.3).
+  """Grad-CAM of the cls head refined by self-attention (docs/DESIGN.md §Grad-CAM, §Self-attention).
 
   Args:
     images: float [B,H,W,3].
@@ -137,11 +137,14 @@ def build_clone(labeled, unlabeled, options, num_classes, ignore_label,
     supervised.add_classification_loss(cls_batch[common.IMAGE],
                                        cls_batch[common.CLS_LABEL],
                                        options.supervised, num_classes)
+  # Train mode on purpose; do not fix: changes results (docs/DESIGN.md §Quirks 1)
   logits_weak = _decoder_logits(weak, options, 'cls_weak')
   logits_size = tf.shape(logits_weak)[1:3]
+  # do not fix: changes results (docs/DESIGN.md §Quirks 7, 8)
   valid_unlabeled = valid_at(unlabeled[common.VALID], logits_size)
   att_weak = None
   if options.use_attention:
+    # do not fix: changes results (docs/DESIGN.md §Quirks 3)
     with tf.name_scope('cls_data_cls_inference'):
       att_weak = attention_branch(
           weak, unlabeled[common.CLS_LABEL] if options.weakly else None,
@@ -155,6 +158,7 @@ def build_clone(labeled, unlabeled, options, num_classes, ignore_label,
                                        options, num_classes, ignore_label)
   pseudo = _pseudo_labels(logits_weak, att_weak, logits_size, valid_unlabeled,
                           options)
+  # At the decoder resolution; do not fix: changes results (docs/DESIGN.md §Quirks 9)
   loss = wss_losses.consistency_loss(logits_strong, pseudo.targets,
                                      pseudo.mask, valid_unlabeled,
                                      soft=options.soft_pseudo_label)
@@ -187,7 +191,7 @@ PseudoLabels = collections.namedtuple(
 
 
 def _pseudo_labels(logits_weak, att_weak, logits_size, valid, options):
-  """Fused, sharpened pseudo labels of the weak view (SPEC §4.4)."""
+  """Fused, sharpened pseudo labels of the weak view (docs/DESIGN.md §Fusion)."""
   att_logits = None
   att_probs = None
   if att_weak is not None:
@@ -207,7 +211,7 @@ def _pseudo_labels(logits_weak, att_weak, logits_size, valid, options):
 
 def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
              pseudo, valid, num_classes, ignore_label, options):
-  """Accuracies, calibration, histograms and images of SPEC §4.7 / §5.4."""
+  """Accuracies, calibration, histograms and images (docs/DESIGN.md §Summary tags)."""
   logits_size = tf.shape(logits_weak)[1:3]
   labels = monitoring.resize_labels_nearest(unlabeled[common.LABEL],
                                             logits_size)

@@ -1,4 +1,4 @@
-"""The supervised branch shared by train_sup.py and train_wss.py (SPEC §4.1 pass 4)."""
+"""The supervised branch shared by train_sup.py and train_wss.py (docs/DESIGN.md §Passes, pass 4)."""
 import collections
 
 from core import monitoring

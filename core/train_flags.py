@@ -1,6 +1,6 @@
-"""Flags of the training scripts (SPEC §1.2), defined once for train_sup and train_wss.
+"""Flags of the training scripts (docs/DESIGN.md §Flags), defined once for train_sup and train_wss.
 
-train_wss.py changes a few defaults with `apply_wss_defaults` (SPEC §1.3) and
+train_wss.py changes a few defaults with `apply_wss_defaults` (docs/DESIGN.md §Flags) and
 defines its PseudoSeg flags in `core/wss_flags.py`.
 """
 from absl import flags
@@ -40,7 +40,7 @@ flags.DEFINE_string('profile_logdir', None,
 flags.DEFINE_enum('optimizer', 'momentum', ['momentum', 'adam'], 'Optimizer.')
 flags.DEFINE_enum('learning_policy', 'poly', ['poly', 'step'],
                   'Learning-rate policy.')
-# The original train_sup.py defaulted to 1e-4, 70x below train_wss (SPEC §8.16);
+# The original train_sup.py defaulted to 1e-4, 70x below train_wss (docs/DESIGN.md §Departures 3);
 # both scripts use 0.007 so the README's baseline is a real baseline.
 flags.DEFINE_float('base_learning_rate', 0.007,
                    'Base learning rate of the poly/step policies.')
@@ -117,7 +117,7 @@ _WSS_DEFAULTS = dict(
 
 
 def apply_wss_defaults():
-  """Switches to train_wss.py's defaults (SPEC §1.3)."""
+  """Switches to train_wss.py's defaults (docs/DESIGN.md §Flags)."""
   for name, value in _WSS_DEFAULTS.items():
     FLAGS.set_default(name, value)
 

@@ -1,6 +1,6 @@
 """Training machinery shared by train_sup.py and train_wss.py.
 
-In-graph replication with the semantics of DeepLab's model_deploy (SPEC §5.1):
+In-graph replication with the semantics of DeepLab's model_deploy (docs/DESIGN.md §Deployment):
 clone i runs under name scope `clone_i` on `/device:GPU:i` (or the CPU), all
 clones share the variables, each clone's losses are divided by the number of
 clones, the regularisation loss is added once (to clone 0), gradients are summed
@@ -204,6 +204,7 @@ def _clone_loss(clone, num_clones, regularization_losses):
   if not losses:
     raise ValueError('Clone %d added no loss.' % clone.index)
   loss = tf.add_n(losses, name='clone_loss')
+  # Per-clone normalisation; do not fix: changes results (docs/DESIGN.md §Quirks 24)
   if num_clones > 1:
     loss = tf.div(loss, float(num_clones), name='scaled_clone_loss')
   if regularization_losses:
@@ -264,13 +265,14 @@ def learning_rate_and_optimizer(global_step):
     optimizer = tf.train.MomentumOptimizer(learning_rate, FLAGS.momentum)
   else:
     # As in the original, adam ignores the schedule (which is still logged).
+    # do not fix: changes results (docs/DESIGN.md §Quirks 20)
     optimizer = tf.train.AdamOptimizer(FLAGS.adam_learning_rate,
                                        epsilon=FLAGS.adam_epsilon)
   return learning_rate, optimizer
 
 
 def last_layer_scopes():
-  """Scopes of the layers trained from scratch (SPEC §3.7)."""
+  """Scopes of the layers trained from scratch (docs/DESIGN.md §Initialisation)."""
   return model.get_extra_layer_scopes(FLAGS.last_layers_contain_logits_only)
 
 
@@ -295,6 +297,7 @@ def build_train_op(clones, optimizer, global_step, gradient_multipliers=None):
   grad_updates = optimizer.apply_gradients(grads_and_vars,
                                            global_step=global_step)
   first_clone_scope = clones[0].scope or None
+  # do not fix: changes results (docs/DESIGN.md §Quirks 3, 4)
   update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone_scope)
   update_ops += tf.get_collection(MONITORING_UPDATES)
   update_ops.append(grad_updates)
@@ -416,8 +419,9 @@ def initial_checkpoint_init_fn(train_logdir, tf_initial_checkpoint,
   is never restored.
 
   The head of an ImageNet checkpoint is 1001-way and never matches the
-  dataset's C-1 classes (SPEC §8.17), so it is trained from scratch even when
-  `initialize_last_layer` restores the segmentation head.
+  dataset's C-1 classes, so it is trained from scratch even when
+  `initialize_last_layer` restores the segmentation head (docs/DESIGN.md
+  §Departures 4).
 
   Returns:
     None or init_fn(scaffold, session); see train_utils.get_model_init_fn.

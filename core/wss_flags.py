@@ -1,4 +1,4 @@
-"""PseudoSeg flags of train_wss.py (SPEC §1.3); `weakly` lives in deeplab/common.py
+"""PseudoSeg flags of train_wss.py (docs/DESIGN.md §Flags); `weakly` lives in deeplab/common.py
 and `train_split_cls` in core/train_flags.py because train_sup.py uses them too."""
 from absl import flags
 

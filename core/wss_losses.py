@@ -1,4 +1,4 @@
-"""PseudoSeg losses on pseudo labels and image-level labels (SPEC §4.5).
+"""PseudoSeg losses on pseudo labels and image-level labels (docs/DESIGN.md §Losses).
 
 These functions return scalars and add nothing to the loss collections; the
 training script weights them and adds them itself.
@@ -41,6 +41,7 @@ def consistency_loss(strong_logits, targets, mask, valid, soft=True):
         labels=tf.cast(targets, tf.int32), logits=strong_logits)
   pixel_losses = tf.cast(pixel_losses, tf.float32)
   total = tf.reduce_sum(pixel_losses * tf.cast(_pixel_map(mask), tf.float32))
+  # do not fix: changes results (docs/DESIGN.md §Quirks 8)
   return tf.math.divide_no_nan(
       total, tf.reduce_sum(tf.cast(_pixel_map(valid), tf.float32)))
 
@@ -66,7 +67,7 @@ def class_balanced_pixel_weights(labels, num_classes, ignore_label):
   Pixel weight = 1 / (#pixels of its class in the batch), normalised so the
   weights of the batch sum to 1 (each present class then totals
   1 / #present classes); 0 on ignored or out-of-range labels. Used as the
-  `weights` of the streaming class-balanced accuracies (SPEC §4.7).
+  `weights` of the streaming class-balanced accuracies (docs/DESIGN.md §Summary tags).
 
   Args:
     labels: int [B, h, w] or [B, h, w, 1] ground truth.

@@ -21,7 +21,7 @@ made; these are this project's choices):
 Polygons and RLEs are decoded with pycocotools (`pip install -r
 requirements-coco.txt`), imported only when a COCO build runs.
 
-Every split but `val` is written in a seeded random order (SPEC 8 item 9).
+Every split but `val` is written in a seeded random order (docs/DESIGN.md §Departures 2).
 Usage:
   python -m datasets.build_coco_data --coco_root=.../coco --output_dir=DIR
 """

@@ -163,7 +163,7 @@ def shuffled(names, seed=0):
 
   Builders write training splits in this order so that every shard (and every
   stretch of a shard) is a random sample: the reader's shuffle buffer holds only
-  100 examples (SPEC 8 item 9).
+  100 examples (docs/DESIGN.md §Quirks 16, §Departures 2).
   """
   order = np.random.RandomState(seed).permutation(len(names))
   return [names[i] for i in order]

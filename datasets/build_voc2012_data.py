@@ -18,9 +18,9 @@ Splits written (each its own set of `--num_shards` shards):
   <split>                one per `<split>.txt` in `--splits_dir`, labels from
                          SegmentationClass.
 
-Labels are stored as single-channel index PNGs (palette PNGs are converted: SPEC
-8 item 8). Every split but `val` is written in a seeded random order (SPEC 8
-item 9). Usage:
+Labels are stored as single-channel index PNGs (palette PNGs are converted:
+docs/DESIGN.md §Departures 2). Every split but `val` is written in a seeded
+random order (docs/DESIGN.md §Departures 2). Usage:
   python -m datasets.build_voc2012_data --voc_root=.../VOC2012 \\
       --sbd_label_dir=.../SegmentationClassAug --output_dir=DIR
 """

@@ -7,7 +7,7 @@ points. The module also names the end points other parts read:
 * `networks_to_feature_maps[variant][DECODER_END_POINTS][stride]`: low-level
   features of the decoder, relative to the backbone scope.
 * `HYPERCOLUMN_END_POINTS[variant]`: PseudoSeg's `--att_strides` key -> full
-  end point name (SPEC §3.2 for Xception). The keys are labels of feature
+  end point name (docs/DESIGN.md §Model). The keys are labels of feature
   depths, not strides: 16 and 15 are always the two deepest feature maps.
   MobileNet-v2 choice: 4 -> layer_4 (24 ch, stride 4), 8 -> layer_7 (32 ch,
   stride 8), 13 -> layer_11 (64 ch), 14 -> layer_14 (96 ch), 15 -> layer_17

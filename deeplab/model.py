@@ -4,7 +4,7 @@ Variable scopes (all at the root, clone scopes are name scopes only):
 `<backbone>/...`, `image_pooling`, `aspp0`, `aspp{1,2,3}_{depthwise,pointwise}`,
 `concat_projection`, `decoder/feature_projection0`,
 `decoder/decoder_conv{0,1}_{depthwise,pointwise}`, `logits/<output type>`
-(SPEC §3.4-3.7). Every layer is built with `tf.AUTO_REUSE`, so the network can
+(docs/DESIGN.md §Model). Every layer is built with `tf.AUTO_REUSE`, so the network can
 be called several times in one graph (PseudoSeg builds it up to five times
 per clone) and all calls share one set of variables.
 
@@ -210,6 +210,7 @@ def extract_features(images, model_options, weight_decay=0.0001,
       return tf.concat(branches, 3), end_points
     concat_logits = slim.conv2d(tf.concat(branches, 3), depth, 1,
                                 scope=CONCAT_PROJECTION_SCOPE)
+    # do not fix: changes results (docs/DESIGN.md §Quirks 19)
     concat_logits = slim.dropout(
         concat_logits, keep_prob=_ASPP_DROPOUT_KEEP_PROB,
         is_training=is_training, scope=CONCAT_PROJECTION_SCOPE + '_dropout')
@@ -522,6 +523,7 @@ def predict_labels_multi_scale(images, model_options, eval_scales=(1.0,),
   for image_scale in eval_scales:
     for flip in flips:
       inputs = tf.reverse(images, [2]) if flip else images
+      # Logits resized twice; do not fix: changes results (docs/DESIGN.md §Quirks 23)
       outputs_to_scales_to_logits = multi_scale_logits(
           inputs, model_options, image_pyramid=[image_scale],
           is_training=False, fine_tune_batch_norm=False)

@@ -69,7 +69,7 @@ def _pixel_weights(labels, num_classes, ignore_label, loss_weight):
 
 def _top_k_pixel_count(num_pixels, top_k_percent_pixels,
                        hard_example_mining_step):
-  """Number k of hardest pixels kept (int32 scalar), SPEC §11 item 2.
+  """Number k of hardest pixels kept (int32 scalar), docs/DESIGN.md §Quirks 17.
 
   Without a mining step k = int(top_k * N). With one, the kept fraction ramps
   linearly from 1 (all pixels) at step 0 to top_k at the mining step:
@@ -125,6 +125,7 @@ def _normalized_loss(weighted_losses, not_ignored, top_k_percent_pixels,
     # Pixels of a class weighted 0 still count, as in DeepLab.
     num_present = tf.reduce_sum(not_ignored)
   else:
+    # do not fix: changes results (docs/DESIGN.md §Quirks 17)
     top_k = _top_k_pixel_count(tf.size(weighted_losses), top_k_percent_pixels,
                                hard_example_mining_step)
     kept_losses, _ = tf.nn.top_k(weighted_losses, k=top_k, sorted=True)
@@ -170,7 +171,7 @@ def add_softmax_cross_entropy_loss_for_each_scale(scales_to_logits,
   a class weighted 0 included), 0 if there are none.
   With `top_k_percent_pixels < 1` only the k largest weighted pixel losses are
   summed (k counts all pixels, ignored ones included) and divided by how many
-  of those k are nonzero (SPEC §11 item 2).
+  of those k are nonzero (docs/DESIGN.md §Quirks 17).
 
   Args:
     scales_to_logits: dict scale name (e.g. 'merged_logits', 'logits_1.00') ->
@@ -228,7 +229,7 @@ def get_model_learning_rate(learning_policy,
                             end_learning_rate=0.0,
                             boundaries=None,
                             boundary_learning_rates=None):
-  """The learning rate at the global step (float32 scalar tensor), SPEC §5.2.
+  """The learning rate at the global step (float32 scalar tensor), docs/DESIGN.md §Optimisation.
 
   The schedule runs on t' = max(t - slow_start_step, 0):
     poly: (base - end) * (1 - min(t', D) / D)^power + end, D = decay_steps or
@@ -303,7 +304,7 @@ def _multi_steps_learning_rate(step, base_learning_rate, boundaries,
 
 
 def get_model_gradient_multipliers(last_layers, last_layer_gradient_multiplier):
-  """Gradient multipliers for the model variables, SPEC §5.2.
+  """Gradient multipliers for the model variables, docs/DESIGN.md §Optimisation.
 
   Variables whose name contains 'biases' get x2; variables whose name contains
   any of `last_layers` (substring match, so 'logits' also matches
@@ -325,6 +326,7 @@ def get_model_gradient_multipliers(last_layers, last_layer_gradient_multiplier):
     if 'biases' in name:
       multiplier *= 2.0
       matched = True
+    # do not fix: changes results (docs/DESIGN.md §Quirks 18)
     if any(layer in name for layer in last_layers):
       multiplier *= last_layer_gradient_multiplier
       matched = True
@@ -409,7 +411,7 @@ def get_model_init_fn(train_logdir,
                       last_layers,
                       ignore_missing_vars=False,
                       excluded_scopes=()):
-  """Initialisation from a pre-trained checkpoint, SPEC §5.3.
+  """Initialisation from a pre-trained checkpoint, docs/DESIGN.md §Initialisation.
 
   Everything is checked here, while the graph is built, so a bad checkpoint
   fails before the session starts.

@@ -289,6 +289,7 @@ def xception(inputs, blocks, num_classes=None, is_training=True,
         net = tf.reduce_mean(net, [1, 2], name='global_pool', keepdims=True)
         end_points['global_pool'] = net
       if num_classes:
+        # do not fix: changes results (docs/DESIGN.md §Quirks 19)
         net = slim.dropout(net, keep_prob=keep_prob, is_training=is_training,
                            scope='prelogits_dropout')
         net = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
@@ -356,7 +357,7 @@ def xception_arg_scope(weight_decay=0.00004, batch_norm_decay=0.9997,
                        batch_norm_epsilon=0.001, batch_norm_scale=True,
                        weights_initializer_stddev=0.09,
                        regularize_depthwise=False):
-  """Arg scope of the Xception backbone (SPEC §3.2).
+  """Arg scope of the Xception backbone (docs/DESIGN.md §Model).
 
   Truncated-normal weights, batch norm after every convolution, L2 on regular
   and pointwise weights and (only if `regularize_depthwise`) on depthwise ones.

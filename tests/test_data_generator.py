@@ -252,7 +252,7 @@ def test_test_split_has_no_label(block_dir, monkeypatch):
 
 
 def _check_strong_weak_sample(image, strong, label, valid, cls_label):
-  """Checks one training sample of the block images (SPEC 2.5, 2.6)."""
+  """Checks one training sample of the block images (docs/DESIGN.md §Data flow)."""
   label, valid = label[:, :, 0], valid[:, :, 0]
   # Integer image colours are never 127.5: that value marks padding.
   padding = (image == 127.5).all(axis=-1)

@@ -1,4 +1,4 @@
-"""Colour maps turning label maps into RGB images (vis.py), SPEC §6.2.
+"""Colour maps turning label maps into RGB images (vis.py), docs/DESIGN.md §Evaluation.
 
 Colour map types: 'pascal' (also used for COCO), 'cityscapes', 'ade20k'.
 Every colour map is a uint8 array [max_entries, 3].

@@ -1,4 +1,4 @@
-"""Saving label maps and overlays as PNG files (vis.py), SPEC §6.2.
+"""Saving label maps and overlays as PNG files (vis.py), docs/DESIGN.md §Evaluation.
 
 Files are written under a temporary name in the target directory and renamed
 into place, so a crash never leaves a truncated PNG behind.
