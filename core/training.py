@@ -296,9 +296,8 @@ def _format_seconds(seconds):
   return '%d:%02d:%02d' % (hours, minutes, seconds)
 
 
-def _wait_for_startup_delay(session, global_step, task, delay_steps):
-  """Non-chief task k starts once global_step >= k * delay_steps."""
-  target = task * delay_steps
+def _wait_for_startup_delay(session, global_step, target):
+  """Waits until global_step >= target (non-chief task k: k x the delay)."""
   while session.run(global_step) < target:
     time.sleep(1.0)
 
@@ -740,11 +739,16 @@ def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
         save_checkpoint_secs=None,
         save_summaries_secs=None,
         log_step_count_steps=0,
+        # The chief's sync-replicas queue runner waits for gradients no
+        # worker sends after the last step; closing the session cancels it.
+        stop_grace_period_secs=5 if config.sync_replicas else 120,
         config=session_config) as session:
       # Synchronous replicas start together: the chief alone cannot advance.
       if not config.is_chief and not config.sync_replicas:
-        _wait_for_startup_delay(session, global_step, config.task,
-                                FLAGS.startup_delay_steps)
+        # A short run may end before task k's delay: then it starts at the
+        # end (and stops) instead of waiting forever.
+        _wait_for_startup_delay(session, global_step, min(
+            config.task * FLAGS.startup_delay_steps, last_step))
       try:
         while not session.should_stop():
           _run_update(session, train_op)

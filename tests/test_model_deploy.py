@@ -264,3 +264,32 @@ def test_accumulation_counts_updates_and_restarts_its_sums():
   second = _accumulated_updates(1, 1, 2)[1]
   np.testing.assert_allclose(updates[1][0], second[0], rtol=1e-5)
   np.testing.assert_allclose(updates[1][1], second[1], rtol=1e-5)
+
+
+def test_training_loop_runs_micro_steps_and_counts_updates(tmp_path):
+  """training.train with 3 accumulation steps: 4 updates = 12 micro-steps."""
+  from absl.testing import flagsaver
+  from core import training
+
+  def build(index):
+    del index
+    runs = tf.Variable(0, name='micro_step_runs', trainable=False)
+    weights = slim.model_variable(
+        'linear/weights', shape=[3, 2],
+        initializer=tf.constant_initializer(_INITIAL_WEIGHTS))
+    with tf.control_dependencies([runs.assign_add(1)]):
+      predictions = tf.matmul(tf.constant(_INPUTS), weights)
+    tf.losses.mean_squared_error(tf.constant(_TARGETS), predictions)
+
+  with flagsaver.flagsaver(train_logdir=str(tmp_path), seed=0,
+                           training_number_of_steps=4, log_steps=1,
+                           save_interval_secs=3600, profile_logdir=None,
+                           tf_initial_checkpoint=None):
+    with tf.Graph().as_default():
+      training.train(model_deploy.DeploymentConfig(num_accumulation_steps=3),
+                     build, images_per_step=1)
+  reader = tf.train.load_checkpoint(str(tmp_path))
+  assert reader.get_tensor('global_step') == 4
+  assert reader.get_tensor('micro_step_runs') == 12
+  # The accumulators are local: checkpoints keep the model's variable names.
+  assert not [n for n in reader.get_variable_to_shape_map() if 'accum' in n]
