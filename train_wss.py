@@ -25,7 +25,8 @@ def main(unused_argv):
   training.check_required_flags()
   config = training.deployment_from_flags()
   batch_size = training.clone_batch_size(FLAGS.train_batch_size,
-                                         FLAGS.num_clones)
+                                         FLAGS.num_clones,
+                                         FLAGS.num_accumulation_steps)
   with tf.Graph().as_default():
     with tf.device(config.inputs_device()):
       labeled = training.training_dataset(

@@ -109,6 +109,36 @@ flags.DEFINE_integer('seed', 0,
                      'Graph-level seed; also seeds the input pipeline so runs '
                      'repeat their augmentation sequence.')
 
+# Scaling (README "Scaling"): clones on fewer devices, gradient accumulation,
+# synchronous replicas and a cluster started by the scripts themselves.
+flags.DEFINE_integer('num_devices', 0,
+                     'Devices the clones are spread over, round-robin (clone i '
+                     'on device i % num_devices); 0 = every GPU this process '
+                     'sees, or the CPU if there is none (1 CPU with '
+                     '--clone_on_cpu).')
+flags.DEFINE_integer('num_accumulation_steps', 1,
+                     'Micro-steps whose summed gradients make one update; the '
+                     'batch of a micro-step is train_batch_size / (num_clones '
+                     'x num_accumulation_steps). global_step, the learning '
+                     'rate and checkpoints count updates.')
+flags.DEFINE_boolean('sync_replicas', False,
+                     'Aggregate the gradients of all --num_replicas workers '
+                     'into each update (SyncReplicasOptimizer) instead of '
+                     'applying each worker\'s gradients as they come.')
+flags.DEFINE_string('job_name', None,
+                    'With --worker_hosts: this process is task --task of job '
+                    '"ps" (serves variables until killed) or "worker".')
+flags.DEFINE_list('ps_hosts', [],
+                  'host:port of every parameter-server task, e.g. '
+                  'h1:2222,h2:2222 (sets --num_ps_tasks).')
+flags.DEFINE_list('worker_hosts', [],
+                  'host:port of every worker task; the first is the chief. '
+                  'Given, the script starts its own TensorFlow server (sets '
+                  '--num_replicas and --master).')
+flags.DEFINE_integer('cluster_timeout_secs', 120,
+                     'Seconds a worker waits for the parameter servers and '
+                     'the chief to accept connections before giving up.')
+
 _WSS_DEFAULTS = dict(
     save_summaries_secs=180,
     save_summaries_images=True,

@@ -1,12 +1,10 @@
-"""Training machinery shared by train_sup.py and train_wss.py.
+"""Training loop and flag glue shared by train_sup.py and train_wss.py.
 
-In-graph replication with the semantics of DeepLab's model_deploy (docs/DESIGN.md §Deployment):
-clone i runs under name scope `clone_i` on `/device:GPU:i` (or the CPU), all
-clones share the variables, each clone's losses are divided by the number of
-clones, the regularisation loss is added once (to clone 0), gradients are summed
-over clones and BN moving-average updates come from clone 0 only. Several
-machines use TensorFlow's own parameter-server runtime (`--num_ps_tasks`,
-`--num_replicas`, `--task`, `--master`).
+Clones, per-clone losses, gradient summing and the train op live in
+core/model_deploy.py (flag-free; docs/DESIGN.md §Deployment); this module turns the deployment
+flags into its DeploymentConfig and runs the loop. Several machines use
+TensorFlow's own parameter-server runtime (`--num_ps_tasks`, `--num_replicas`,
+`--task`, `--master`).
 
 The train_logdir is guarded (`LogdirGuard`): one run at a time (a lock file
 holding the pid and host), files left by a killed run removed, a run that
@@ -14,7 +12,6 @@ fails on bad input before its first step leaves the logdir as it found it, no
 checkpoint holding NaN/Inf is ever written, and the graph goes to the events
 files once per logdir, not on every restart.
 """
-import collections
 import errno
 import fcntl
 import os
@@ -27,6 +24,7 @@ from absl import flags
 from absl import logging
 
 from core import data_generator
+from core import model_deploy
 from core import model_flags
 from core import train_flags  # noqa: F401  (defines the flags read here)
 from deeplab import feature_extractor
@@ -40,77 +38,97 @@ from utils.errors import TrainingError
 
 FLAGS = flags.FLAGS
 
-# Ops that update streaming monitoring metrics; run with every training step.
-MONITORING_UPDATES = 'monitoring_updates'
+# core/monitoring.py adds its metric updates here.
+MONITORING_UPDATES = model_deploy.MONITORING_UPDATES
+
 # Scalar tensors logged to the console every --log_steps (by short name).
 CONSOLE_SCALARS = 'console_scalars'
 
-Clone = collections.namedtuple('Clone', ['index', 'scope', 'device'])
-
-
-class DeploymentConfig(object):
-  """Where clones, inputs, variables and the optimizer are placed."""
-
-  def __init__(self, num_clones=1, clone_on_cpu=False, task=0, num_replicas=1,
-               num_ps_tasks=0):
-    if num_clones < 1:
-      raise InputError('--num_clones must be >= 1, got %d' % num_clones)
-    if not 0 <= task < max(num_replicas, 1):
-      raise InputError('--task=%d must be in [0, --num_replicas=%d).' %
-                       (task, num_replicas))
-    self.num_clones = num_clones
-    self.clone_on_cpu = clone_on_cpu
-    self.task = task
-    self.num_replicas = num_replicas
-    self.num_ps_tasks = num_ps_tasks
-
-  @property
-  def is_chief(self):
-    return self.task == 0
-
-  @property
-  def _worker_prefix(self):
-    return '/job:worker/task:%d' % self.task if self.num_ps_tasks > 0 else ''
-
-  def clone_scope(self, index):
-    return 'clone_%d' % index if self.num_clones > 1 else ''
-
-  def clone_device(self, index):
-    if self.clone_on_cpu:
-      return self._worker_prefix + '/device:CPU:0'
-    return self._worker_prefix + '/device:GPU:%d' % index
-
-  def inputs_device(self):
-    return self._worker_prefix + '/device:CPU:0'
-
-  optimizer_device = inputs_device
-
-  def variables_device(self):
-    """A device (string or function) for model variables."""
-    if self.num_ps_tasks > 0:
-      return tf.train.replica_device_setter(
-          ps_tasks=self.num_ps_tasks, ps_device='/job:ps', merge_devices=True)
-    return '/device:CPU:0'
-
 
 def deployment_from_flags():
-  """Checks the deployment flags and returns a DeploymentConfig."""
-  config = DeploymentConfig(FLAGS.num_clones, FLAGS.clone_on_cpu, FLAGS.task,
-                            FLAGS.num_replicas, FLAGS.num_ps_tasks)
-  clone_batch_size(FLAGS.train_batch_size, FLAGS.num_clones)
+  """Checks the deployment flags and returns a DeploymentConfig.
+
+  With --worker_hosts this process starts its own TensorFlow server, once the
+  flags are checked; a `ps` task serves the variables here until it is killed
+  (no return). Without --num_devices the clones are spread over every GPU
+  this process sees, or run on the CPU if it sees none.
+  """
+  clone_batch_size(FLAGS.train_batch_size, FLAGS.num_clones,
+                   FLAGS.num_accumulation_steps)
+  num_replicas, num_ps_tasks = FLAGS.num_replicas, FLAGS.num_ps_tasks
+  own_server = bool(FLAGS.worker_hosts or FLAGS.ps_hosts or FLAGS.job_name)
+  if own_server:
+    if FLAGS.job_name == 'ps':
+      _serve_parameters()
+    num_replicas, num_ps_tasks = _cluster_size()
+  clone_on_cpu, num_devices = FLAGS.clone_on_cpu, FLAGS.num_devices or None
+  if num_devices is None and not clone_on_cpu:
+    num_devices = len(tf.config.list_physical_devices('GPU')) or None
+    clone_on_cpu = num_devices is None
+  config = model_deploy.DeploymentConfig(
+      FLAGS.num_clones, clone_on_cpu, FLAGS.task, num_replicas, num_ps_tasks,
+      num_devices=num_devices,
+      num_accumulation_steps=FLAGS.num_accumulation_steps,
+      sync_replicas=FLAGS.sync_replicas, master=FLAGS.master)
+  if own_server:
+    config.master = _start_worker_server()
   return config
 
 
-def clone_batch_size(train_batch_size, num_clones):
-  """Per-clone batch; InputError unless the global batch divides evenly."""
-  if train_batch_size < num_clones or train_batch_size % num_clones:
-    # The paper's defaults (16 clones, batch 64) fit 16 GPUs; small runs must
-    # lower both flags together.
+def clone_batch_size(train_batch_size, num_clones, num_accumulation_steps=1):
+  """Batch of one clone in one micro-step; InputError unless the global batch
+  divides evenly over clones and accumulation steps."""
+  parts = num_clones * num_accumulation_steps
+  if train_batch_size < parts or train_batch_size % parts:
+    if num_accumulation_steps == 1:
+      # The paper's defaults (16 clones, batch 64) fit 16 GPUs; small runs must
+      # lower both flags together.
+      raise InputError('--train_batch_size=%d must be a positive multiple of '
+                       '--num_clones=%d; lower both together for a small run, '
+                       'e.g. --num_clones=1 --train_batch_size=2.' %
+                       (train_batch_size, num_clones))
     raise InputError('--train_batch_size=%d must be a positive multiple of '
-                     '--num_clones=%d; lower both together for a small run, '
-                     'e.g. --num_clones=1 --train_batch_size=2.' %
-                     (train_batch_size, num_clones))
-  return train_batch_size // num_clones
+                     '--num_clones x --num_accumulation_steps = %d x %d = %d.'
+                     % (train_batch_size, num_clones, num_accumulation_steps,
+                        parts))
+  return train_batch_size // parts
+
+
+# The TensorFlow server of this process; it stops when garbage-collected.
+_SERVERS = []
+
+
+def _cluster_size():
+  """(num_replicas, num_ps_tasks) given by --worker_hosts and --ps_hosts."""
+  for name, value in (('num_replicas', len(FLAGS.worker_hosts)),
+                      ('num_ps_tasks', len(FLAGS.ps_hosts))):
+    if not FLAGS[name].using_default_value and FLAGS[name].value != value:
+      raise InputError('--%s=%d disagrees with the %d host(s) of --%s; drop '
+                       '--%s.' % (name, FLAGS[name].value, value,
+                                  'worker_hosts' if name == 'num_replicas'
+                                  else 'ps_hosts', name))
+  return len(FLAGS.worker_hosts), len(FLAGS.ps_hosts)
+
+
+def _serve_parameters():
+  """Runs this process as parameter server --task until it is killed."""
+  server = model_deploy.start_server(FLAGS.ps_hosts, FLAGS.worker_hosts,
+                                     'ps', FLAGS.task)
+  logging.info('Parameter server %d serving on %s until killed.', FLAGS.task,
+               FLAGS.ps_hosts[FLAGS.task])
+  server.join()
+
+
+def _start_worker_server():
+  """Starts this worker's server; returns its address (the session master)
+  once the parameter servers (and, for the other workers, the chief) accept
+  connections."""
+  server = model_deploy.start_server(FLAGS.ps_hosts, FLAGS.worker_hosts,
+                                     FLAGS.job_name, FLAGS.task)
+  needed = FLAGS.ps_hosts + (FLAGS.worker_hosts[:1] if FLAGS.task else [])
+  model_deploy.wait_for_hosts(needed, FLAGS.cluster_timeout_secs)
+  _SERVERS.append(server)
+  return server.target
 
 
 def check_required_flags():
@@ -167,92 +185,6 @@ def training_dataset(split, batch_size, strong_weak=False, output_valid=False,
       seed=seed)
 
 
-def create_global_step(config):
-  """The global step, placed with the model variables."""
-  with tf.device(config.variables_device()):
-    return tf.train.get_or_create_global_step()
-
-
-def create_clones(config, build_clone_fn):
-  """Builds the model once per clone, sharing variables.
-
-  Args:
-    config: DeploymentConfig.
-    build_clone_fn: called as build_clone_fn(clone_index) inside the clone's
-      name scope and device; adds its losses to the tf.losses collection.
-
-  Returns:
-    A list of Clone tuples.
-  """
-  clones = []
-  with slim.arg_scope([slim.model_variable, slim.variable],
-                      device=config.variables_device()):
-    for index in range(config.num_clones):
-      scope = config.clone_scope(index)
-      device = config.clone_device(index)
-      with tf.name_scope(scope or None), tf.device(device):
-        with tf.variable_scope(tf.get_variable_scope(),
-                               reuse=True if index > 0 else None):
-          build_clone_fn(index)
-      clones.append(Clone(index, scope, device))
-  return clones
-
-
-def _clone_loss(clone, num_clones, regularization_losses):
-  """Sum of the clone's losses / num_clones (+ regularisation for clone 0)."""
-  losses = tf.losses.get_losses(scope=clone.scope or None)
-  if not losses:
-    raise ValueError('Clone %d added no loss.' % clone.index)
-  loss = tf.add_n(losses, name='clone_loss')
-  # Per-clone normalisation; do not fix: changes results (docs/DESIGN.md §Quirks 24)
-  if num_clones > 1:
-    loss = tf.div(loss, float(num_clones), name='scaled_clone_loss')
-  if regularization_losses:
-    loss = tf.add(loss, tf.add_n(regularization_losses),
-                  name='clone_loss_with_regularization')
-  return loss
-
-
-def _sum_gradients(clones_grads_and_vars):
-  """Sums the gradients of each variable over clones (None stays None)."""
-  summed = []
-  for grads_and_vars in zip(*clones_grads_and_vars):
-    variable = grads_and_vars[0][1]
-    grads = [g for g, _ in grads_and_vars if g is not None]
-    if not grads:
-      summed.append((None, variable))
-    elif len(grads) == 1:
-      summed.append((grads[0], variable))
-    else:
-      summed.append((tf.add_n(grads, name=variable.op.name + '/sum_grads'),
-                     variable))
-  return summed
-
-
-def optimize_clones(clones, optimizer):
-  """Total loss and clone-summed gradients of all trainable variables.
-
-  Returns:
-    (total_loss scalar, list of (gradient, variable)); the regularisation loss
-    is counted once, through clone 0.
-  """
-  regularization_losses = tf.losses.get_regularization_losses()
-  variables = tf.trainable_variables()
-  clone_losses, clones_grads_and_vars = [], []
-  for clone in clones:
-    with tf.name_scope(clone.scope or None), tf.device(clone.device):
-      loss = _clone_loss(clone, len(clones),
-                         regularization_losses if clone.index == 0 else None)
-      clone_losses.append(loss)
-      clones_grads_and_vars.append(
-          optimizer.compute_gradients(loss, var_list=variables))
-  if regularization_losses:
-    tf.summary.scalar('losses/regularization_loss',
-                      tf.add_n(regularization_losses))
-  total_loss = tf.add_n(clone_losses, name='total_loss')
-  return total_loss, _sum_gradients(clones_grads_and_vars)
-
-
 def learning_rate_and_optimizer(global_step):
   """The learning-rate tensor and optimizer configured by the flags."""
   learning_rate = train_utils.get_model_learning_rate(
@@ -274,39 +206,6 @@ def learning_rate_and_optimizer(global_step):
 def last_layer_scopes():
   """Scopes of the layers trained from scratch (docs/DESIGN.md §Initialisation)."""
   return model.get_extra_layer_scopes(FLAGS.last_layers_contain_logits_only)
-
-
-TrainOp = collections.namedtuple('TrainOp',
-                                 ['train_tensor', 'total_loss', 'step'])
-
-
-def build_train_op(clones, optimizer, global_step, gradient_multipliers=None):
-  """Gradient step + clone-0 BN updates + monitoring updates.
-
-  Returns:
-    TrainOp: running `train_tensor` performs one step and returns the total
-    loss (checked for NaN/Inf first); `step` is the global step after it.
-  """
-  total_loss, grads_and_vars = optimize_clones(clones, optimizer)
-  total_loss = tf.debugging.check_numerics(
-      total_loss, 'Loss is inf or nan', name='checked_total_loss')
-  if gradient_multipliers:
-    with tf.name_scope('multiply_grads'):
-      grads_and_vars = slim.learning.multiply_gradients(grads_and_vars,
-                                                        gradient_multipliers)
-  grad_updates = optimizer.apply_gradients(grads_and_vars,
-                                           global_step=global_step)
-  first_clone_scope = clones[0].scope or None
-  # do not fix: changes results (docs/DESIGN.md §Quirks 3, 4)
-  update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone_scope)
-  update_ops += tf.get_collection(MONITORING_UPDATES)
-  update_ops.append(grad_updates)
-  with tf.control_dependencies([tf.group(*update_ops)]):
-    train_tensor = tf.identity(total_loss, name='train_op')
-    # read_value() runs beside the variable (also on a parameter server), so
-    # it sees the increment; an identity on this device might not.
-    step = global_step.read_value()
-  return TrainOp(train_tensor, total_loss, step)
 
 
 def console_name(tensor):
@@ -398,9 +297,8 @@ def _format_seconds(seconds):
   return '%d:%02d:%02d' % (hours, minutes, seconds)
 
 
-def _wait_for_startup_delay(session, global_step, task, delay_steps):
-  """Non-chief task k starts once global_step >= k * delay_steps."""
-  target = task * delay_steps
+def _wait_for_startup_delay(session, global_step, target):
+  """Waits until global_step >= target (non-chief task k: k x the delay)."""
   while session.run(global_step) < target:
     time.sleep(1.0)
 
@@ -732,18 +630,32 @@ def train(config, build_clone_fn, images_per_step, datasets=()):
     return
   with LogdirGuard(FLAGS.train_logdir, config.is_chief) as guard:
     tf.set_random_seed(FLAGS.seed)
-    global_step = create_global_step(config)
-    clones = create_clones(config, build_clone_fn)
+    global_step = model_deploy.create_global_step(config)
+    clones = model_deploy.create_clones(config, build_clone_fn)
     with tf.device(config.optimizer_device()):
       learning_rate, optimizer = learning_rate_and_optimizer(global_step)
       gradient_multipliers = train_utils.get_model_gradient_multipliers(
           last_layer_scopes(), FLAGS.last_layer_gradient_multiplier)
-      train_op = build_train_op(clones, optimizer, global_step,
-                                gradient_multipliers)
+      train_op = model_deploy.build_train_op(config, clones, optimizer,
+                                             global_step, gradient_multipliers)
     add_loss_summaries(clones, train_op.total_loss, learning_rate)
     init_fn = init_fn_from_flags()
     run_loop(config, train_op, learning_rate, images_per_step, init_fn,
              guard=guard, datasets=datasets)
+
+
+def _run_update(session, train_op):
+  """One update: the accumulation micro-steps without the hooks (which see
+  one run per update), then the train tensor with them."""
+  if not train_op.micro_steps:
+    return session.run(train_op.train_tensor)
+
+  def update(step_context):
+    for fetch in train_op.micro_steps:
+      step_context.session.run(fetch)
+    return step_context.run_with_hooks(train_op.train_tensor)
+
+  return session.run_step_fn(update)
 
 
 def _session_config():
@@ -807,6 +719,7 @@ def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
   progress = ProgressHook(train_op, learning_rate, last_step, images_per_step,
                           FLAGS.log_steps)
   hooks = [tf.train.StopAtStepHook(last_step=last_step), progress]
+  hooks.extend(train_op.hooks)
   if guard is not None:
     hooks.append(_TrainedHook(guard))
   if FLAGS.profile_logdir:
@@ -829,9 +742,11 @@ def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
   else:
     finite_check.begin()
   global_step = tf.train.get_global_step()
+  session_config = _session_config()
+  session_config.device_filters.extend(config.device_filters())
   try:
     with tf.train.MonitoredTrainingSession(
-        master=FLAGS.master,
+        master=config.master,
         is_chief=config.is_chief,
         checkpoint_dir=logdir,
         scaffold=scaffold,
@@ -840,13 +755,19 @@ def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
         save_checkpoint_secs=None,
         save_summaries_secs=None,
         log_step_count_steps=0,
-        config=_session_config()) as session:
-      if not config.is_chief:
-        _wait_for_startup_delay(session, global_step, config.task,
-                                FLAGS.startup_delay_steps)
+        # The chief's sync-replicas queue runner waits for gradients no
+        # worker sends after the last step; closing the session cancels it.
+        stop_grace_period_secs=5 if config.sync_replicas else 120,
+        config=session_config) as session:
+      # Synchronous replicas start together: the chief alone cannot advance.
+      if not config.is_chief and not config.sync_replicas:
+        # A short run may end before task k's delay: then it starts at the
+        # end (and stops) instead of waiting forever.
+        _wait_for_startup_delay(session, global_step, min(
+            config.task * FLAGS.startup_delay_steps, last_step))
       try:
         while not session.should_stop():
-          session.run(train_op.train_tensor)
+          _run_update(session, train_op)
       except KeyboardInterrupt:
         note = 'not saved (not the chief)'
         if config.is_chief:

@@ -20,6 +20,7 @@ import pytest
 from absl.testing import flagsaver
 
 from core import data_generator
+from core import model_deploy
 from core import evaluation
 from core import training
 from datasets import build_data
@@ -71,7 +72,7 @@ def _train(logdir, steps, clone_fn=_linear_clone, datasets=(), **flag_values):
   values = dict(_TRAIN_FLAGS, train_logdir=str(logdir),
                 training_number_of_steps=steps, **flag_values)
   with flagsaver.flagsaver(**values), tf.Graph().as_default():
-    config = training.DeploymentConfig(num_clones=1)
+    config = model_deploy.DeploymentConfig(num_clones=1)
     extra = {'datasets': datasets} if datasets else {}
     training.train(config, clone_fn, images_per_step=1, **extra)
 
@@ -301,7 +302,7 @@ def _data_run(logdir, dataset_dir, dataset_name, split):
         should_repeat=True, seed=0)
     samples = dataset.get_one_shot_iterator().get_next()
     with pytest.raises(InputError) as raised:
-      training.train(training.DeploymentConfig(num_clones=1),
+      training.train(model_deploy.DeploymentConfig(num_clones=1),
                      lambda i: _linear_clone(i, samples=samples), 1,
                      datasets=[dataset])
   return str(raised.value)

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import pseudoseg_options
 from core import pseudo_label
+from core import model_deploy
 from core import pseudoseg
-from core import training
 from deeplab import common
 from deeplab.tf_compat import tf
 
@@ -67,7 +67,7 @@ def two_clones():
   with pytest.MonkeyPatch.context() as patch, graph.as_default():
     patch.setattr(pseudo_label, 'fuse_probabilities', recording_fuse)
     tf.set_random_seed(0)
-    config = training.DeploymentConfig(num_clones=2, clone_on_cpu=True)
+    config = model_deploy.DeploymentConfig(num_clones=2, clone_on_cpu=True)
     options = _options(unlabeled_weight=UNLABELED_WEIGHT)
 
     def build_clone(index):
@@ -75,10 +75,11 @@ def two_clones():
       pseudoseg.build_clone(labeled, unlabeled, options, NUM_CLASSES, 255,
                             monitor=index == 0)
 
-    global_step = training.create_global_step(config)
-    clones = training.create_clones(config, build_clone)
+    global_step = model_deploy.create_global_step(config)
+    clones = model_deploy.create_clones(config, build_clone)
     optimizer = tf.train.MomentumOptimizer(0.01, 0.9)
-    train_op = training.build_train_op(clones, optimizer, global_step)
+    train_op = model_deploy.build_train_op(config, clones, optimizer,
+                                            global_step)
   return Built(graph, train_op, fusions)
 
 
