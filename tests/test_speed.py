@@ -1,4 +1,5 @@
-"""The speed-ups compute what the formulations they replace compute.
+"""The speed-ups compute what the formulations they replace compute; the
+progress hook fetches its console scalars only on the steps it logs.
 
 The centre-tap depthwise convolution (deeplab/model.py) against TensorFlow's
 atrous depthwise convolution: same variables, the same forward values bit for
@@ -9,6 +10,7 @@ feature map (crop 33: 3 x 3 features at output stride 16).
 import numpy as np
 import pytest
 
+from core import training
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import BATCH_NORM_UPDATES
@@ -137,3 +139,30 @@ def test_deeplab_training_step_unchanged(monkeypatch):
   np.testing.assert_array_equal(new_values[0], old_values[0])
   _assert_close_gradients([v.op.name for v in variables], new_values[1:],
                           old_values[1:])
+
+
+def test_progress_hook_fetches_console_scalars_only_on_logged_steps(caplog):
+  """7 steps logged every 3: the console scalar runs on steps 3, 6 and 7."""
+  with tf.Graph().as_default():
+    global_step = tf.train.get_or_create_global_step()
+    evaluations = tf.Variable(0, name='evaluations')
+    with tf.control_dependencies([evaluations.assign_add(1)]):
+      scalar = tf.identity(tf.cast(evaluations, tf.float32), name='counted')
+    tf.add_to_collection(training.CONSOLE_SCALARS, scalar)
+    with tf.control_dependencies([global_step.assign_add(1)]):
+      loss = tf.constant(0.5)
+    train_op = training.TrainOp(loss, loss, global_step.read_value())
+    hook = training.ProgressHook(train_op, tf.constant(0.1), last_step=7,
+                                 images_per_step=2, every_n=3)
+    with caplog.at_level('INFO'), tf.train.MonitoredSession(
+        hooks=[tf.train.StopAtStepHook(last_step=7), hook]) as session:
+      while not session.should_stop():
+        session.run(train_op.train_tensor)
+      assert session.run_step_fn(
+          lambda step_context: step_context.session.run(evaluations)) == 3
+  lines = [r.getMessage() for r in caplog.records
+           if r.getMessage().startswith('step ')]
+  assert [line.split()[1] for line in lines] == ['3/7', '6/7', '7/7']
+  assert [line.split()[3] for line in lines] == [
+      'counted=1.0000', 'counted=2.0000', 'counted=3.0000']
+  assert hook.last_completed_step == 7
