@@ -245,15 +245,21 @@ def add_loss_summaries(clones, total_loss, learning_rate):
 
 
 class ProgressHook(tf.train.SessionRunHook):
-  """Logs step, losses, learning rate, images/s and ETA every `every_n` steps."""
+  """Logs step, losses, learning rate, images/s and ETA every `every_n` steps.
+
+  The loss, learning rate and console scalars (the ECE reductions of
+  train_wss among them) are fetched only by the runs that log them, so the
+  other steps do not compute them: a run logs when the global step it will
+  reach (the last one seen + 1) is a multiple of `every_n` or the last step.
+  """
 
   def __init__(self, train_op, learning_rate, last_step, images_per_step,
                every_n):
     self._fetches = {'total_loss': train_op.total_loss,
-                     'learning_rate': learning_rate}
+                     'learning_rate': learning_rate,
+                     'scalars': {console_name(t): t for t in
+                                 tf.get_collection(CONSOLE_SCALARS)}}
     self._step = train_op.step
-    self._scalars = {console_name(t): t
-                     for t in tf.get_collection(CONSOLE_SCALARS)}
     self._last_step = last_step
     self._images_per_step = images_per_step
     self._every_n = max(1, every_n)
@@ -263,10 +269,17 @@ class ProgressHook(tf.train.SessionRunHook):
     self._last_logged_step = None
     self.last_completed_step = None
 
+  def _logs_next_run(self):
+    if self._last_time is None:
+      return False  # the first run only starts the clock
+    step = self.last_completed_step + 1
+    return step % self._every_n == 0 or step >= self._last_step
+
   def before_run(self, run_context):
-    return tf.train.SessionRunArgs({
-        'step': self._step, 'values': self._fetches,
-        'scalars': self._scalars})
+    fetches = {'step': self._step}
+    if self._logs_next_run():
+      fetches['values'] = self._fetches
+    return tf.train.SessionRunArgs(fetches)
 
   def after_run(self, run_context, run_values):
     step = run_values.results['step']
@@ -275,14 +288,14 @@ class ProgressHook(tf.train.SessionRunHook):
     if self._last_time is None:
       self._last_time, self._last_logged_step = now, step
       return
-    if step % self._every_n and step < self._last_step:
+    values = run_values.results.get('values')
+    if values is None:
       return
     steps = max(1, step - self._last_logged_step)
     seconds_per_step = (now - self._last_time) / steps
     self._last_time, self._last_logged_step = now, step
-    values = run_values.results['values']
     terms = ' '.join('%s=%.4f' % (name, value) for name, value in
-                     sorted(run_values.results['scalars'].items()))
+                     sorted(values['scalars'].items()))
     eta = seconds_per_step * max(0, self._last_step - step)
     logging.info(
         'step %d/%d  total_loss=%.4f  %s  lr=%.6g  %.2f s/step  %.2f images/s  '
