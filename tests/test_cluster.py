@@ -51,8 +51,9 @@ def _launch(dataset_dir, logdir, *extra):
   On a timeout every process it started is killed by the pid it recorded.
   """
   logs = str(logdir) + '.cluster'
-  env = dict(os.environ, PYTHON=sys.executable, PORT_BASE=str(_free_port_base()),
-             CLUSTER_LOG_DIR=logs, TF_CPP_MIN_LOG_LEVEL='2')
+  env = dict(os.environ, PYTHON=sys.executable,
+             PORT_BASE=str(_free_port_base()), CLUSTER_LOG_DIR=logs,
+             TF_CPP_MIN_LOG_LEVEL='2')
   script = os.path.join(REPO_ROOT, 'scripts', 'launch_local_cluster.sh')
   process = subprocess.Popen(
       [script, str(logdir), *LIGHT_RUN, '--dataset_dir=%s' % dataset_dir,

@@ -1,4 +1,4 @@
-"""Flag glue of core/training.py (deployment itself: tests/test_model_deploy.py)."""
+"""Flag glue of core/training.py (deployment: tests/test_model_deploy.py)."""
 import socket
 
 import pytest
