@@ -34,7 +34,9 @@ from absl import flags
 
 from core import analysis
 from core import data_generator
-from core import evaluation
+from core import eval_graph
+from core import flag_checks
+from core import results_io
 from core import pseudoseg
 from core import train_flags
 from core import wss_flags  # noqa: F401  (PseudoSeg flags read by pseudoseg)
@@ -91,13 +93,14 @@ _LOSS_TAG = 'total_loss'
 
 def _check_flags():
   """Validates the flags; returns (crop_size, scales, {run: checkpoints})."""
-  evaluation.require_flags(FLAGS, ['sup_logdir', 'wss_logdir', 'output_dir',
-                                   'dataset_dir'])
-  crop_size = evaluation.parse_crop_size(FLAGS.eval_crop_size, 'eval_crop_size')
-  evaluation.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
+  flag_checks.require_flags(FLAGS, ['sup_logdir', 'wss_logdir', 'output_dir',
+                                    'dataset_dir'])
+  crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
+                                          'eval_crop_size')
+  flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
   if FLAGS.num_overlay_images < 0:
     raise InputError('--num_overlay_images must be >= 0')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
   checkpoints = {
       run: analysis.select_evenly(analysis.list_checkpoints(logdir, flag),
                                   FLAGS.max_checkpoints_per_run)
@@ -105,8 +108,8 @@ def _check_flags():
                                 (PSEUDOSEG, FLAGS.wss_logdir, 'wss_logdir'))}
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
-  evaluation.check_dataset_split(data_generator.DATASETS, FLAGS.dataset,
-                                 FLAGS.eval_split, FLAGS.dataset_dir)
+  flag_checks.check_dataset_split(data_generator.DATASETS, FLAGS.dataset,
+                                  FLAGS.eval_split, FLAGS.dataset_dir)
   common.model_options_from_flags(
       data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
   if FLAGS.use_attention:
@@ -174,7 +177,7 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
   if not todo and overlays is not None:
     return [records[step] for step, _ in checkpoints], overlays
   with tf.Graph().as_default():
-    dataset = evaluation.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
+    dataset = eval_graph.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
                                       crop_size, num_readers=1)
     # The valid mask (image area) feeds the SGC, as in training; eval_dataset
     # has no argument for it, and the pipeline reads the attribute when built.
@@ -194,7 +197,7 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
         record = analysis.checkpoint_record(run, checkpoint, step, totals, key)
         path = analysis.cache_path(FLAGS.output_dir, run, step)
         tf.io.gfile.makedirs(os.path.dirname(path))
-        evaluation.write_json_atomically(path, record)
+        results_io.write_json_atomically(path, record)
         records[step] = record
         progress.done(run, step, analysis.record_summary(record))
       if overlays is None:
@@ -312,12 +315,12 @@ def main(unused_argv):
       records[BASELINE][-1], records[PSEUDOSEG][-1], FLAGS.train_split,
       FLAGS.train_split_cls, analysis.read_upper_bound(FLAGS.upper_bound_json))
   table = analysis.results_table(rows)
-  evaluation.write_json_atomically(os.path.join(output, 'results.json'),
+  results_io.write_json_atomically(os.path.join(output, 'results.json'),
                                    {'rows': rows})
   results_path = os.path.join(output, 'RESULTS.md')
   markdown = _results_markdown(table, files,
                                 records[PSEUDOSEG][-1]['num_images'])
-  evaluation.write_text_atomically(results_path, markdown)
+  results_io.write_text_atomically(results_path, markdown)
   print('\n' + markdown)
   print('written: %s' % results_path)
 

@@ -21,7 +21,12 @@ from absl import flags
 from absl import logging
 
 from core import data_generator
-from core import evaluation
+from core import checkpoints
+from core import eval_graph
+from core import flag_checks
+from core import metrics
+from core import progress
+from core import results_io
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
@@ -48,16 +53,17 @@ _PROGRESS_EVERY = 100
 
 def _check_flags():
   """Validates the flags; returns (crop_size, eval_scales, split_size)."""
-  evaluation.require_flags(FLAGS,
-                           ['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
-  crop_size = evaluation.parse_crop_size(FLAGS.eval_crop_size, 'eval_crop_size')
-  evaluation.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
+  flag_checks.require_flags(FLAGS,
+                            ['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
+  crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
+                                          'eval_crop_size')
+  flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
   if FLAGS.eval_interval_secs < 0:
     raise InputError('--eval_interval_secs must be >= 0')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to evaluate' % common.TEST_SET)
-  split_size = evaluation.check_dataset_split(
+  split_size = flag_checks.check_dataset_split(
       data_generator.DATASETS, FLAGS.dataset, FLAGS.eval_split,
       FLAGS.dataset_dir)
   common.model_options_from_flags(
@@ -77,22 +83,22 @@ def _build_graph(crop_size, scales):
     ignore label), `image_name` string [N], and with --weakly `cls_counts`
     int64 [4] (TP, FP, FN, TN).
   """
-  dataset = evaluation.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
+  dataset = eval_graph.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
                                     crop_size, num_readers=2,
                                     with_cls=FLAGS.weakly)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
   options = common.model_options_from_flags(num_classes, crop_size)
   images = samples[common.IMAGE]
-  predictions = evaluation.predict(images, options, scales,
+  predictions = eval_graph.predict(images, options, scales,
                                    FLAGS.add_flipped_images,
                                    FLAGS.image_pyramid)
   labels = samples[common.LABEL]
   fetches = {
-      'confusion': evaluation.batch_confusion_matrix(
+      'confusion': metrics.batch_confusion_matrix(
           labels, predictions[common.OUTPUT_TYPE], num_classes,
           dataset.ignore_label),
-      'invalid_labels': evaluation.invalid_label_count(
+      'invalid_labels': metrics.invalid_label_count(
           labels, num_classes, dataset.ignore_label),
       'image_name': samples[common.IMAGE_NAME],
   }
@@ -100,7 +106,7 @@ def _build_graph(crop_size, scales):
     cls_logits, _ = model.classification_logits(
         images, options, num_classes=num_classes - 1, weight_decay=0.0,
         is_training=False, fine_tune_batch_norm=False)
-    fetches['cls_counts'] = evaluation.multilabel_counts(
+    fetches['cls_counts'] = metrics.multilabel_counts(
         cls_logits, samples[common.CLS_LABEL])
   return fetches, num_classes
 
@@ -119,16 +125,16 @@ def _check_labels(values, num_classes):
 
 
 def _evaluate(snapshot, crop_size, scales, split_size):
-  """One pass over the split with one checkpoint (an evaluation.
-  CheckpointSnapshot, read before the model is built: training may delete the
-  files meanwhile); returns the results record."""
+  """One pass over the split with one checkpoint (a
+  checkpoints.CheckpointSnapshot, read before the model is built: training may
+  delete the files meanwhile); returns the results record."""
   with tf.Graph().as_default():
     fetches, num_classes = _build_graph(crop_size, scales)
     with tf.Session(FLAGS.master) as sess:
-      evaluation.restore_snapshot(sess, snapshot)
+      checkpoints.restore_snapshot(sess, snapshot)
       confusion = np.zeros([num_classes, num_classes], dtype=np.int64)
       cls_counts = np.zeros([4], dtype=np.int64)
-      progress = evaluation.ProgressLogger(split_size, _PROGRESS_EVERY)
+      counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
       while True:
         try:
           values = sess.run(fetches)
@@ -138,12 +144,13 @@ def _evaluate(snapshot, crop_size, scales, split_size):
         confusion += values['confusion']
         if FLAGS.weakly:
           cls_counts += values['cls_counts']
-        progress.add(len(values['image_name']))
-      progress.finish()
-  classification = (evaluation.classification_metrics(cls_counts)
+        counter.add(len(values['image_name']))
+      counter.finish()
+  classification = (metrics.classification_metrics(cls_counts)
                     if FLAGS.weakly else None)
-  return evaluation.results_record(
-      snapshot.path, snapshot.global_step, confusion, progress.done, classification, dataset=FLAGS.dataset,
+  return results_io.results_record(
+      snapshot.path, snapshot.global_step, confusion, counter.done,
+      classification, dataset=FLAGS.dataset,
       split=FLAGS.eval_split, eval_scales=scales,
       add_flipped_images=FLAGS.add_flipped_images)
 
@@ -152,7 +159,7 @@ def _summary_values(record, confusion):
   """Summary tag -> value of one evaluation (the original's tag names)."""
   miou = record['miou']
   values = {'eval/miou_overall': float('nan') if miou is None else miou}
-  for index, value in enumerate(evaluation.summary_class_iou(confusion)):
+  for index, value in enumerate(metrics.summary_class_iou(confusion)):
     values['eval/miou_class_%d' % index] = value
   if 'cls_accuracy' in record:
     values['eval/cls_overall'] = record['cls_accuracy']
@@ -181,14 +188,14 @@ def main(unused_argv):
   crop_size, scales, split_size = _check_flags()
   writer = None
   skipped = set()
-  for checkpoint_path in evaluation.checkpoints_to_evaluate(
+  for checkpoint_path in checkpoints.checkpoints_to_evaluate(
       FLAGS.checkpoint_dir, FLAGS.eval_interval_secs,
       FLAGS.max_number_of_evaluations, skipped=skipped):
     logging.info('Evaluating %s on %s/%s.', checkpoint_path, FLAGS.dataset,
                  FLAGS.eval_split)
     try:
-      snapshot = evaluation.snapshot_checkpoint(checkpoint_path)
-    except evaluation.CheckpointVanished as vanished:
+      snapshot = checkpoints.snapshot_checkpoint(checkpoint_path)
+    except checkpoints.CheckpointVanished as vanished:
       logging.warning('%s', vanished)
       skipped.add(checkpoint_path)
       continue
@@ -197,9 +204,9 @@ def main(unused_argv):
       tf.io.gfile.makedirs(FLAGS.eval_logdir)
       writer = tf.summary.FileWriter(FLAGS.eval_logdir)
     confusion = np.asarray(record['confusion_matrix'])
-    evaluation.write_scalar_summaries(
+    results_io.write_scalar_summaries(
         writer, _summary_values(record, confusion), record['global_step'] or 0)
-    _report(record, evaluation.write_results(FLAGS.eval_logdir, record))
+    _report(record, results_io.write_results(FLAGS.eval_logdir, record))
   if writer is not None:
     writer.close()
 

@@ -30,7 +30,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import evaluation
+from core import checkpoints
+from core import flag_checks
+from core import prediction_files
 from core import inference
 from deeplab import common
 from utils import save_annotation
@@ -79,13 +81,13 @@ def _load_predictor():
             'SavedModel %s' % FLAGS.saved_model_dir)
   crop_size = inference.parse_optional_crop_size(FLAGS.predict_crop_size,
                                                  'predict_crop_size')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
   inference.check_inference_options(FLAGS.image_pooling_crop_size,
                                     FLAGS.min_resize_value,
                                     FLAGS.max_resize_value)
   options = common.model_options_from_flags(
       inference.num_classes_of(FLAGS.dataset), None)
-  checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
+  checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint_dir)
   predictor = inference.CheckpointPredictor(
       checkpoint, options, scales, FLAGS.add_flipped_images, crop_size,
       FLAGS.image_pyramid)
@@ -100,8 +102,8 @@ def _save(image, classes, name, folders, colormap, dataset):
                                colormap_type=colormap)
   raw = classes
   if dataset == 'cityscapes':
-    raw = evaluation.convert_train_id_to_eval_id(
-        classes, evaluation.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
+    raw = prediction_files.convert_train_id_to_eval_id(
+        classes, prediction_files.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
   save_annotation.save_annotation(raw, folders['raw'], name,
                                   add_colormap=False)
 
@@ -127,7 +129,7 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
 
 
 def main(unused_argv):
-  evaluation.require_flags(FLAGS, ['input', 'output_dir'])
+  flag_checks.require_flags(FLAGS, ['input', 'output_dir'])
   if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
     raise InputError('--output_dir %s exists and is not a directory' %
                      FLAGS.output_dir)

@@ -23,8 +23,13 @@ from absl import flags
 from absl import logging
 
 from core import data_generator
-from core import evaluation
+from core import checkpoints
+from core import eval_graph
+from core import flag_checks
+from core import prediction_files
+from core import progress
 from core import preprocess_utils
+from deeplab import resize
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils import save_annotation
@@ -61,17 +66,17 @@ def _check_flags():
   Returns:
     (crop_size, eval_scales, split_size, checkpoint prefix).
   """
-  evaluation.require_flags(FLAGS,
-                           ['vis_logdir', 'checkpoint_dir', 'dataset_dir'])
-  crop_size = evaluation.parse_crop_size(FLAGS.vis_crop_size, 'vis_crop_size')
-  evaluation.check_positive(FLAGS.vis_batch_size, 'vis_batch_size')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
-  split_size = evaluation.check_dataset_split(
+  flag_checks.require_flags(FLAGS,
+                            ['vis_logdir', 'checkpoint_dir', 'dataset_dir'])
+  crop_size = flag_checks.parse_crop_size(FLAGS.vis_crop_size, 'vis_crop_size')
+  flag_checks.check_positive(FLAGS.vis_batch_size, 'vis_batch_size')
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
+  split_size = flag_checks.check_dataset_split(
       data_generator.DATASETS, FLAGS.dataset, FLAGS.vis_split,
       FLAGS.dataset_dir)
   common.model_options_from_flags(
       data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
-  checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
+  checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint_dir)
   if os.path.exists(FLAGS.vis_logdir) and not os.path.isdir(FLAGS.vis_logdir):
     raise InputError('--vis_logdir %s exists and is not a directory' %
                      FLAGS.vis_logdir)
@@ -87,14 +92,14 @@ def _build_graph(crop_size, scales):
   string [N], `height`/`width` int64 [N] (original size), `original_image`
   uint8 [N, h, w, 3].
   """
-  dataset = evaluation.eval_dataset(FLAGS.vis_split, FLAGS.vis_batch_size,
+  dataset = eval_graph.eval_dataset(FLAGS.vis_split, FLAGS.vis_batch_size,
                                     crop_size, num_readers=1,
                                     output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
   options = common.model_options_from_flags(dataset.num_of_classes,
                                             crop_size)
   images = samples[common.IMAGE]
-  predictions = evaluation.predict(images, options, scales,
+  predictions = eval_graph.predict(images, options, scales,
                                    FLAGS.add_flipped_images,
                                    FLAGS.image_pyramid)
   fetches = {
@@ -135,7 +140,7 @@ def _original_size_prediction(values, index, height, width):
   if 'resized_size' not in values:
     return prediction[:height, :width]
   resized_height, resized_width = values['resized_size'][index]
-  return evaluation.resize_nearest_align_corners(
+  return resize.resize_nearest_align_corners(
       prediction[:resized_height, :resized_width], height, width)
 
 
@@ -143,7 +148,7 @@ def _save(values, index, number, folders):
   """Writes the PNGs of batch element `index` (image `number` of the split)."""
   height, width = int(values['height'][index]), int(values['width'][index])
   prediction = _original_size_prediction(values, index, height, width)
-  name = evaluation.output_name(values['image_name'][index], number)
+  name = prediction_files.output_name(values['image_name'][index], number)
   save_annotation.save_annotation(prediction, folders['segmentation'], name,
                                   add_colormap=True,
                                   colormap_type=FLAGS.colormap_type)
@@ -152,8 +157,8 @@ def _save(values, index, number, folders):
                                colormap_type=FLAGS.colormap_type)
   if 'raw' in folders:
     if FLAGS.dataset == 'cityscapes':
-      prediction = evaluation.convert_train_id_to_eval_id(
-          prediction, evaluation.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
+      prediction = prediction_files.convert_train_id_to_eval_id(
+          prediction, prediction_files.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
     save_annotation.save_annotation(prediction, folders['raw'], name,
                                     add_colormap=False)
 
@@ -178,19 +183,19 @@ def main(unused_argv):
   with tf.Graph().as_default():
     fetches = _build_graph(crop_size, scales)
     with tf.Session(FLAGS.master) as sess:
-      evaluation.restore_variables(sess, checkpoint)
+      checkpoints.restore_variables(sess, checkpoint)
       folders = _output_folders()
-      progress = evaluation.ProgressLogger(split_size, _PROGRESS_EVERY)
+      counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
       while True:
         try:
           values = sess.run(fetches)
         except tf.errors.OutOfRangeError:
           break
         for index in range(len(values['image_name'])):
-          _save(values, index, progress.done + index, folders)
-        progress.add(len(values['image_name']))
-      progress.finish()
-  print('%d images from checkpoint %s:' % (progress.done, checkpoint))
+          _save(values, index, counter.done + index, folders)
+        counter.add(len(values['image_name']))
+      counter.finish()
+  print('%d images from checkpoint %s:' % (counter.done, checkpoint))
   for kind, folder in sorted(folders.items()):
     print('  %s: %s' % (kind, folder))
 

@@ -2,8 +2,8 @@
 
 For every checkpoint of a run, one pass over the evaluation split gives:
 
-* val mIoU, exactly as eval.py computes it (`evaluation.predict` at the input
-  resolution, `evaluation.batch_confusion_matrix`, `evaluation.mean_iou`);
+* val mIoU, exactly as eval.py computes it (`eval_graph.predict` at the input
+  resolution, `metrics.batch_confusion_matrix`, `metrics.mean_iou`);
 * for a PseudoSeg run also, with the model in inference mode on the same
   images: reliability statistics (per confidence bin: pixel count, sum of
   confidence, sum of correct) and the expected calibration error (ECE) of four
@@ -46,7 +46,11 @@ import time
 
 import numpy as np
 
-from core import evaluation
+from core import checkpoints
+from core import eval_graph
+from core import metrics
+from core import prediction_files
+from core import results_io
 from core import monitoring
 from core import pseudo_label
 from core import pseudoseg
@@ -220,11 +224,11 @@ def build_fetches(samples, model_options, num_classes, ignore_label,
   """
   images = samples[common.IMAGE]
   labels = samples[common.LABEL]
-  prediction = evaluation.predict(images, model_options, eval_scales,
+  prediction = eval_graph.predict(images, model_options, eval_scales,
                                   add_flipped_images,
                                   image_pyramid)[common.OUTPUT_TYPE]
   per_batch = {
-      'confusion': evaluation.batch_confusion_matrix(
+      'confusion': metrics.batch_confusion_matrix(
           labels, prediction, num_classes, ignore_label),
       'num_images': tf.shape(images)[0]}
   overlay = {
@@ -276,7 +280,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
       'reliability': tf.stack([
           reliability_statistics(probs[name], labels, ignore_label)
           for name in sources_of(pseudo_config)]),
-      'pseudo_confusion': evaluation.batch_confusion_matrix(
+      'pseudo_confusion': metrics.batch_confusion_matrix(
           labels, pseudo_classes, num_classes, ignore_label),
   }
 
@@ -325,7 +329,7 @@ def _restore(sess, checkpoint):
     InputError: the checkpoint lacks some (e.g. a train_sup.py checkpoint
       analysed as a PseudoSeg run, or other --att_strides/--model_variant).
   """
-  missing = evaluation.restore_variables(sess, checkpoint)
+  missing = checkpoints.restore_variables(sess, checkpoint)
   if missing:
     raise InputError(
         'checkpoint %s lacks %d variable(s) of the analysis graph, e.g. %s: '
@@ -380,7 +384,7 @@ def _cropped(values, index):
   window = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
   row = {key: values[key][index][window]
          for key in ('image', 'label', 'prediction')}
-  row['name'] = evaluation.output_name(values['name'][index], index)
+  row['name'] = prediction_files.output_name(values['name'][index], index)
   return row
 
 
@@ -484,7 +488,7 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
       (compared by `load_cached`).
 
   Returns:
-    `evaluation.results_record` (checkpoint, global_step, miou, per_class_iou,
+    `results_io.results_record` (checkpoint, global_step, miou, per_class_iou,
     num_images, confusion_matrix) plus `run`, `settings` and, for PseudoSeg,
     `reliability` {source: {count, sum_confidence, sum_correct: [NUM_BINS],
     ece}} and `pseudo_label` {pixel_accuracy, miou, confusion_matrix}.
@@ -497,9 +501,9 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
     confusion = totals['pseudo_confusion']
     extra['pseudo_label'] = {
         'pixel_accuracy': pixel_accuracy(confusion),
-        'miou': _finite_or_none(evaluation.mean_iou(confusion)),
+        'miou': _finite_or_none(metrics.mean_iou(confusion)),
         'confusion_matrix': np.asarray(confusion, np.int64).tolist()}
-  return evaluation.results_record(checkpoint, step, totals['confusion'],
+  return results_io.results_record(checkpoint, step, totals['confusion'],
                                    totals['num_images'], **extra)
 
 

@@ -3,7 +3,7 @@
 One inference graph serves both scripts: uint8 images [N, H, W, 3] of any size
 -> `classes` int32 [N, H, W] and `probabilities` float32 [N, H, W, C] at the
 input size. It is the eval-mode prediction of eval.py / vis.py
-(`evaluation.predict`: one scale, or the softmax averaged over --eval_scales
+(`eval_graph.predict`: one scale, or the softmax averaged over --eval_scales
 and flips) with two differences that make any input size work:
 
 * The model is built without a static crop size (`crop_size=None`), so every
@@ -45,7 +45,9 @@ from PIL import Image
 from PIL import ImageOps
 
 from core import data_generator
-from core import evaluation
+from core import checkpoints
+from core import eval_graph
+from core import flag_checks
 from deeplab import common
 from deeplab import feature_extractor
 from deeplab.tf_compat import tf
@@ -82,7 +84,7 @@ def parse_optional_crop_size(values, flag_name):
   """[h, w] from a list flag, or None when the flag is empty."""
   if not values:
     return None
-  return evaluation.parse_crop_size(values, flag_name)
+  return flag_checks.parse_crop_size(values, flag_name)
 
 
 def check_inference_options(image_pooling_crop_size, min_resize_value,
@@ -136,7 +138,7 @@ def build_inference(images, model_options, eval_scales=(1.0,),
     inputs = _pad_bottom_right(
         inputs, [int(d) for d in crop_size],
         feature_extractor.mean_pixel(model_options.model_variant))
-  predictions = evaluation.predict(
+  predictions = eval_graph.predict(
       inputs, model_options._replace(crop_size=None), list(eval_scales),
       add_flipped_images, image_pyramid)
   classes = predictions[common.OUTPUT_TYPE][:, :height, :width]
@@ -203,7 +205,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
   unless `overwrite`.
 
   Args:
-    checkpoint_path: checkpoint prefix (see evaluation.resolve_checkpoint).
+    checkpoint_path: checkpoint prefix (see checkpoints.resolve_checkpoint).
     export_dir: folder to create.
     model_options: common.ModelOptions of the trained model.
     info: dict of JSON-serialisable facts stored as
@@ -214,7 +216,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
 
   Returns:
     The names of the model variables the checkpoint lacked (kept at their
-    initial values; see evaluation.restore_variables).
+    initial values; see checkpoints.restore_variables).
   """
   check_export_dir(export_dir, overwrite)
   staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(export_dir)),
@@ -230,7 +232,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
                                   add_flipped_images, crop_size,
                                   image_pyramid)
       with tf.Session() as sess:
-        missing = evaluation.restore_variables(sess, checkpoint_path)
+        missing = checkpoints.restore_variables(sess, checkpoint_path)
         signature = tf.saved_model.signature_def_utils.predict_signature_def(
             inputs={INPUT_KEY: images}, outputs=outputs)
         builder = tf.saved_model.Builder(saved_model_dir)
@@ -275,7 +277,7 @@ class CheckpointPredictor(object):
                                       eval_scales, add_flipped_images,
                                       crop_size, image_pyramid)
       self._session = tf.Session(graph=self._graph)
-      evaluation.restore_variables(self._session, checkpoint_path)
+      checkpoints.restore_variables(self._session, checkpoint_path)
 
   def predict(self, image, key=CLASSES_KEY):
     """Output `key` for one uint8 image [H, W, 3] (batch dimension dropped)."""
