@@ -36,8 +36,8 @@ from core import analysis
 from core import data_generator
 from core import eval_graph
 from core import flag_checks
-from core import results_io
 from core import pseudoseg
+from core import results_io
 from core import train_flags
 from core import wss_flags  # noqa: F401  (PseudoSeg flags read by pseudoseg)
 from deeplab import common
@@ -93,8 +93,6 @@ _LOSS_TAG = 'total_loss'
 
 def _check_flags():
   """Validates the flags; returns (crop_size, scales, {run: checkpoints})."""
-  flag_checks.require_flags(FLAGS, ['sup_logdir', 'wss_logdir', 'output_dir',
-                                    'dataset_dir'])
   crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
                                           'eval_crop_size')
   flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
@@ -108,16 +106,13 @@ def _check_flags():
                                 (PSEUDOSEG, FLAGS.wss_logdir, 'wss_logdir'))}
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
-  flag_checks.check_dataset_split(data_generator.DATASETS, FLAGS.dataset,
-                                  FLAGS.eval_split, FLAGS.dataset_dir)
-  common.model_options_from_flags(
-      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
+  split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
+                                     FLAGS.dataset_dir)
+  common.model_options_from_flags(split.descriptor.num_classes, crop_size)
   if FLAGS.use_attention:
     pseudoseg.attention_strides()
   analysis.read_upper_bound(FLAGS.upper_bound_json)
-  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-    raise InputError('--output_dir %s exists and is not a directory' %
-                     FLAGS.output_dir)
+  flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
   return crop_size, scales, checkpoints
 
 
@@ -177,11 +172,10 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
   if not todo and overlays is not None:
     return [records[step] for step, _ in checkpoints], overlays
   with tf.Graph().as_default():
-    dataset = eval_graph.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
-                                      crop_size, num_readers=1)
-    # The valid mask (image area) feeds the SGC, as in training; eval_dataset
-    # has no argument for it, and the pipeline reads the attribute when built.
-    dataset.output_valid = True
+    # The valid mask (image area) feeds the SGC, as in training.
+    dataset = eval_graph.eval_dataset(FLAGS, FLAGS.eval_split,
+                                      FLAGS.eval_batch_size, crop_size,
+                                      num_readers=1, output_valid=True)
     iterator = analysis.make_iterator(dataset)
     options = common.model_options_from_flags(dataset.num_of_classes,
                                               crop_size)
@@ -326,4 +320,6 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(
+      ['sup_logdir', 'wss_logdir', 'output_dir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -13,15 +13,14 @@ and `<eval_logdir>/results.json` (latest).
     --checkpoint_dir=TRAIN_LOGDIR --eval_logdir=EVAL_LOGDIR \
     --dataset_dir=DATASET --max_number_of_evaluations=1
 """
-import os
 
 import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
 
-from core import data_generator
 from core import checkpoints
+from core import data_generator
 from core import eval_graph
 from core import flag_checks
 from core import metrics
@@ -53,8 +52,6 @@ _PROGRESS_EVERY = 100
 
 def _check_flags():
   """Validates the flags; returns (crop_size, eval_scales, split_size)."""
-  flag_checks.require_flags(FLAGS,
-                            ['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
   crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
                                           'eval_crop_size')
   flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
@@ -63,15 +60,11 @@ def _check_flags():
   scales = flag_checks.check_scales(FLAGS.eval_scales)
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to evaluate' % common.TEST_SET)
-  split_size = flag_checks.check_dataset_split(
-      data_generator.DATASETS, FLAGS.dataset, FLAGS.eval_split,
-      FLAGS.dataset_dir)
-  common.model_options_from_flags(
-      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
-  if os.path.exists(FLAGS.eval_logdir) and not os.path.isdir(FLAGS.eval_logdir):
-    raise InputError('--eval_logdir %s exists and is not a directory' %
-                     FLAGS.eval_logdir)
-  return crop_size, scales, split_size
+  split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
+                                     FLAGS.dataset_dir)
+  common.model_options_from_flags(split.descriptor.num_classes, crop_size)
+  flag_checks.check_output_dir(FLAGS.eval_logdir, 'eval_logdir')
+  return crop_size, scales, split.num_images
 
 
 def _build_graph(crop_size, scales):
@@ -83,9 +76,9 @@ def _build_graph(crop_size, scales):
     ignore label), `image_name` string [N], and with --weakly `cls_counts`
     int64 [4] (TP, FP, FN, TN).
   """
-  dataset = eval_graph.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
-                                    crop_size, num_readers=2,
-                                    with_cls=FLAGS.weakly)
+  dataset = eval_graph.eval_dataset(FLAGS, FLAGS.eval_split,
+                                    FLAGS.eval_batch_size, crop_size,
+                                    num_readers=2, with_cls=FLAGS.weakly)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
   options = common.model_options_from_flags(num_classes, crop_size)
@@ -212,4 +205,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

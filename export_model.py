@@ -27,7 +27,6 @@ from absl import flags
 from absl import logging
 
 from core import checkpoints
-from core import flag_checks
 from core import inference
 from deeplab import common
 from utils.errors import run_reporting_errors
@@ -45,17 +44,10 @@ flags.DEFINE_list('export_crop_size', '513,513',
 
 
 def main(unused_argv):
-  flag_checks.require_flags(FLAGS, ['checkpoint_dir', 'export_dir'])
-  crop_size = inference.parse_optional_crop_size(FLAGS.export_crop_size,
-                                                 'export_crop_size')
-  scales = flag_checks.check_scales(FLAGS.eval_scales)
-  inference.check_inference_options(FLAGS.image_pooling_crop_size,
-                                    FLAGS.min_resize_value,
-                                    FLAGS.max_resize_value)
-  num_classes = inference.num_classes_of(FLAGS.dataset)
+  settings = inference.checkpoint_settings(FLAGS, 'export_crop_size')
+  crop_size, scales, num_classes, checkpoint = settings
   options = common.model_options_from_flags(num_classes, None)
   inference.check_export_dir(FLAGS.export_dir, FLAGS.overwrite)
-  checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint_dir)
   info = {
       'checkpoint': checkpoint,
       'global_step': checkpoints.checkpoint_global_step(checkpoint),
@@ -79,4 +71,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['checkpoint_dir', 'export_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -30,10 +30,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
 from core import flag_checks
-from core import prediction_files
 from core import inference
+from core import prediction_files
 from deeplab import common
 from utils import save_annotation
 from utils.errors import InputError
@@ -79,19 +78,12 @@ def _load_predictor():
     info = inference.read_export_info(FLAGS.saved_model_dir)
     return (predictor, info.get('dataset'),
             'SavedModel %s' % FLAGS.saved_model_dir)
-  crop_size = inference.parse_optional_crop_size(FLAGS.predict_crop_size,
-                                                 'predict_crop_size')
-  scales = flag_checks.check_scales(FLAGS.eval_scales)
-  inference.check_inference_options(FLAGS.image_pooling_crop_size,
-                                    FLAGS.min_resize_value,
-                                    FLAGS.max_resize_value)
-  options = common.model_options_from_flags(
-      inference.num_classes_of(FLAGS.dataset), None)
-  checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint_dir)
+  settings = inference.checkpoint_settings(FLAGS, 'predict_crop_size')
+  options = common.model_options_from_flags(settings.num_classes, None)
   predictor = inference.CheckpointPredictor(
-      checkpoint, options, scales, FLAGS.add_flipped_images, crop_size,
-      FLAGS.image_pyramid)
-  return predictor, FLAGS.dataset, 'checkpoint %s' % checkpoint
+      settings.checkpoint, options, settings.eval_scales,
+      FLAGS.add_flipped_images, settings.crop_size, FLAGS.image_pyramid)
+  return predictor, FLAGS.dataset, 'checkpoint %s' % settings.checkpoint
 
 
 def _save(image, classes, name, folders, colormap, dataset):
@@ -129,10 +121,7 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
 
 
 def main(unused_argv):
-  flag_checks.require_flags(FLAGS, ['input', 'output_dir'])
-  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-    raise InputError('--output_dir %s exists and is not a directory' %
-                     FLAGS.output_dir)
+  flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
   paths = inference.list_input_images(FLAGS.input)
   predictor, dataset, description = _load_predictor()
   colormap = FLAGS.colormap_type or inference.colormap_of(dataset)
@@ -158,4 +147,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['input', 'output_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -22,18 +22,18 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import data_generator
 from core import checkpoints
+from core import data_generator
 from core import eval_graph
 from core import flag_checks
 from core import prediction_files
-from core import progress
 from core import preprocess_utils
-from deeplab import resize
+from core import progress
 from deeplab import common
+from deeplab import resize
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils import save_annotation
-from utils.errors import InputError
 from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
@@ -66,23 +66,18 @@ def _check_flags():
   Returns:
     (crop_size, eval_scales, split_size, checkpoint prefix).
   """
-  flag_checks.require_flags(FLAGS,
-                            ['vis_logdir', 'checkpoint_dir', 'dataset_dir'])
   crop_size = flag_checks.parse_crop_size(FLAGS.vis_crop_size, 'vis_crop_size')
   flag_checks.check_positive(FLAGS.vis_batch_size, 'vis_batch_size')
   scales = flag_checks.check_scales(FLAGS.eval_scales)
-  split_size = flag_checks.check_dataset_split(
-      data_generator.DATASETS, FLAGS.dataset, FLAGS.vis_split,
-      FLAGS.dataset_dir)
-  common.model_options_from_flags(
-      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
-  checkpoint = checkpoints.resolve_checkpoint(FLAGS.checkpoint_dir)
-  if os.path.exists(FLAGS.vis_logdir) and not os.path.isdir(FLAGS.vis_logdir):
-    raise InputError('--vis_logdir %s exists and is not a directory' %
-                     FLAGS.vis_logdir)
+  split = data_generator.check_split(FLAGS.dataset, FLAGS.vis_split,
+                                     FLAGS.dataset_dir)
+  common.model_options_from_flags(split.descriptor.num_classes, crop_size)
+  checkpoint = checkpoint_paths.resolve_checkpoint(FLAGS.checkpoint_dir,
+                                                   'checkpoint_dir')
+  flag_checks.check_output_dir(FLAGS.vis_logdir, 'vis_logdir')
   if FLAGS.max_number_of_iterations:
     logging.info('--max_number_of_iterations is ignored: one pass is made.')
-  return crop_size, scales, split_size, checkpoint
+  return crop_size, scales, split.num_images, checkpoint
 
 
 def _build_graph(crop_size, scales):
@@ -92,9 +87,9 @@ def _build_graph(crop_size, scales):
   string [N], `height`/`width` int64 [N] (original size), `original_image`
   uint8 [N, h, w, 3].
   """
-  dataset = eval_graph.eval_dataset(FLAGS.vis_split, FLAGS.vis_batch_size,
-                                    crop_size, num_readers=1,
-                                    output_original=True)
+  dataset = eval_graph.eval_dataset(FLAGS, FLAGS.vis_split,
+                                    FLAGS.vis_batch_size, crop_size,
+                                    num_readers=1, output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
   options = common.model_options_from_flags(dataset.num_of_classes,
                                             crop_size)
@@ -201,4 +196,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['vis_logdir', 'checkpoint_dir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -49,21 +49,21 @@ import numpy as np
 from core import checkpoints
 from core import eval_graph
 from core import metrics
-from core import prediction_files
-from core import results_io
 from core import monitoring
+from core import prediction_files
 from core import pseudo_label
 from core import pseudoseg
+from core import results_io
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 NUM_BINS = 15
 # The distributions whose calibration is measured, in plotting order.
 SOURCES = ('decoder', 'sgc', 'fused', 'sharpened')
 _STATISTICS = ('count', 'sum_confidence', 'sum_correct')
-_CHECKPOINT_INDEX = re.compile(r'^(.*-(\d+))\.index$')
 _EVENTS_PATTERN = 'events.out.tfevents.*'
 
 # How a PseudoSeg run turns the decoder and SGC outputs into pseudo labels.
@@ -95,11 +95,8 @@ def list_checkpoints(logdir, flag_name):
   if not logdir or not os.path.isdir(logdir):
     raise InputError('--%s %s is not a directory (pass a training logdir)' %
                      (flag_name, logdir))
-  found = []
-  for name in os.listdir(logdir):
-    match = _CHECKPOINT_INDEX.match(name)
-    if match:
-      found.append((int(match.group(2)), os.path.join(logdir, match.group(1))))
+  found = [(step, prefix) for step, prefix in
+           checkpoint_paths.indexed_checkpoints(logdir) if step is not None]
   if not found:
     raise InputError('--%s %s holds no checkpoint (no <prefix>-<step>.index '
                      'file)' % (flag_name, logdir))

@@ -1,83 +1,32 @@
-"""Finding, polling, reading and restoring checkpoints for evaluation.
+"""Polling, reading and restoring trained checkpoints (eval, vis, analysis,
+export, predict).
 
-A checkpoint is named by its prefix `<dir>/model.ckpt-<step>`; it is complete
-once its `.index` file exists (the Saver writes the index after the data).
+Which checkpoint a path names is decided by utils/checkpoint_paths.py.
+Restoring here differs on purpose from initialising training from a
+pre-trained checkpoint (deeplab/train_utils.get_model_init_fn): a trained
+checkpoint is restored whole (global step included) and a variable it lacks
+keeps its initial value with a warning, whereas training initialisation skips
+the global step (and the last layers unless asked), and treats a missing
+variable as an error unless told to ignore it.
 """
 import collections
-import os
-import re
 import time
 
 import numpy as np
 from absl import logging
 
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
-
-# Suffixes of the files that make up one TF checkpoint `<prefix>`.
-_CHECKPOINT_FILE_SUFFIX = re.compile(r'\.(index|meta|data-\d{5}-of-\d{5})$')
-_TRAILING_STEP = re.compile(r'-(\d+)$')
 
 
 class CheckpointVanished(Exception):
   """A checkpoint was deleted (rotated away by training) before it was read."""
 
 
-def _is_checkpoint_prefix(path):
-  return tf.io.gfile.exists(path + '.index')
-
-
-def _step_of(prefix):
-  match = _TRAILING_STEP.search(prefix)
-  return int(match.group(1)) if match else -1
-
-
-def latest_checkpoint(directory):
-  """Returns the newest checkpoint prefix in `directory`, or None.
-
-  Uses the `checkpoint` state file when it names an existing checkpoint;
-  otherwise (state file missing or stale, e.g. copied checkpoints) the prefix
-  with the highest `-<step>` suffix, then the most recent, among `*.index`
-  files. Either way the checkpoint is complete: the Saver writes the state
-  file, and the `.index` file, only after the data files.
-  """
-  path = tf.train.latest_checkpoint(directory)
-  if path and _is_checkpoint_prefix(path):
-    return path
-  indexes = tf.io.gfile.glob(os.path.join(directory, '*.index'))
-  if not indexes:
-    return None
-  newest = max(indexes, key=lambda index: (_step_of(index[:-len('.index')]),
-                                           tf.io.gfile.stat(index).mtime_nsec))
-  return newest[:-len('.index')]
-
-
-def resolve_checkpoint(path, flag_name='checkpoint_dir'):
-  """Returns the checkpoint prefix named by a directory or a prefix.
-
-  Args:
-    path: a directory (its latest checkpoint is used), a checkpoint prefix such
-      as `.../model.ckpt-30000`, or one of that checkpoint's files
-      (`.index`, `.meta`, `.data-*`).
-    flag_name: the flag `path` came from, for error messages.
-
-  Returns:
-    The checkpoint prefix (str).
-  """
-  if tf.io.gfile.isdir(path):
-    found = latest_checkpoint(path)
-    if found is None:
-      raise InputError('--%s %s holds no checkpoint' % (flag_name, path))
-    return found
-  prefix = _CHECKPOINT_FILE_SUFFIX.sub('', path)
-  if _is_checkpoint_prefix(prefix):
-    return prefix
-  raise InputError('--%s %s is neither a directory nor a checkpoint prefix '
-                   '(no %s.index)' % (flag_name, path, prefix))
-
-
 def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
-                            find_latest=latest_checkpoint, sleep=time.sleep,
+                            find_latest=checkpoint_paths.latest_checkpoint,
+                            sleep=time.sleep,
                             clock=time.time, skipped=None):
   """Yields checkpoint prefixes to evaluate, newest first, then new ones.
 
@@ -96,9 +45,10 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
   once.
   """
   if not tf.io.gfile.isdir(checkpoint_dir):
-    if max_evaluations > 0 or _is_checkpoint_prefix(
-        _CHECKPOINT_FILE_SUFFIX.sub('', checkpoint_dir)):
-      yield resolve_checkpoint(checkpoint_dir)
+    if (max_evaluations > 0 or
+        checkpoint_paths.prefix_named_by(checkpoint_dir) is not None):
+      yield checkpoint_paths.resolve_checkpoint(checkpoint_dir,
+                                                'checkpoint_dir')
       return
     logging.info('Waiting for %s to be created.', checkpoint_dir)
   elif max_evaluations > 0 and find_latest(checkpoint_dir) is None:
@@ -127,8 +77,7 @@ def checkpoint_global_step(checkpoint_path):
   reader = tf.train.load_checkpoint(checkpoint_path)
   if reader.has_tensor('global_step'):
     return int(reader.get_tensor('global_step'))
-  step = _step_of(checkpoint_path)
-  return step if step >= 0 else None
+  return checkpoint_paths.step_of(checkpoint_path)
 
 
 # A checkpoint read into memory: prefix, global step (or None), name -> array.
@@ -156,9 +105,9 @@ def snapshot_checkpoint(checkpoint_path, settle_secs=1.0):
               for name in reader.get_variable_to_shape_map()}
   except (tf.errors.NotFoundError, tf.errors.DataLossError) as error:
     # Deleting a checkpoint's files is not atomic: give the Saver a moment.
-    if _is_checkpoint_prefix(checkpoint_path):
+    if checkpoint_paths.is_checkpoint_prefix(checkpoint_path):
       time.sleep(settle_secs)
-    if _is_checkpoint_prefix(checkpoint_path):
+    if checkpoint_paths.is_checkpoint_prefix(checkpoint_path):
       raise
     raise CheckpointVanished(
         'checkpoint %s was deleted before it could be read (rotated away by '
@@ -166,8 +115,7 @@ def snapshot_checkpoint(checkpoint_path, settle_secs=1.0):
   if 'global_step' in values:
     step = int(values['global_step'])
   else:
-    step = _step_of(checkpoint_path)
-    step = step if step >= 0 else None
+    step = checkpoint_paths.step_of(checkpoint_path)
   return CheckpointSnapshot(checkpoint_path, step, values)
 
 

@@ -231,6 +231,44 @@ def get_dataset_descriptor(dataset_name):
   return DATASETS[dataset_name]
 
 
+# A split checked by `check_split`: its dataset's DatasetDescriptor, its shard
+# files (sorted, at least one) and the number of images the registry records.
+CheckedSplit = collections.namedtuple('CheckedSplit',
+                                      ['descriptor', 'files', 'num_images'])
+
+
+def check_split(dataset_name, split_name, dataset_dir):
+  """Validates a registered dataset, one of its splits and the folder of its
+  tfrecords: the one check of Dataset and of the scripts' flags.
+
+  Returns:
+    CheckedSplit.
+
+  Raises:
+    InputError: unknown dataset or split, dataset_dir unset or not a folder,
+      or no `<split>-NNNNN-of-NNNNN` file in it.
+  """
+  descriptor = get_dataset_descriptor(dataset_name)
+  known_splits = ', '.join(sorted(descriptor.splits_to_sizes))
+  if split_name not in descriptor.splits_to_sizes:
+    raise InputError('Unknown split %r of dataset %r; known splits: %s.' %
+                     (split_name, dataset_name, known_splits))
+  if not dataset_dir:
+    raise InputError('dataset_dir is not set; pass the folder holding the '
+                     '%s tfrecords (--dataset_dir).' % dataset_name)
+  if not tf.io.gfile.isdir(dataset_dir):
+    raise InputError('dataset_dir %r does not exist or is not a folder '
+                     '(--dataset_dir).' % dataset_dir)
+  files = split_files(dataset_dir, split_name)
+  if not files:
+    raise InputError(
+        'No tfrecord files match %s (dataset %r, split %r; known splits: '
+        '%s).' % (os.path.join(dataset_dir, '%s-*' % split_name),
+                  dataset_name, split_name, known_splits))
+  return CheckedSplit(descriptor, files,
+                      descriptor.splits_to_sizes[split_name])
+
+
 def decode_image(content, channels):
   """Decodes JPEG (sniffed by magic bytes) or else PNG to uint8 [h, w, c]."""
   return tf.cond(
@@ -279,11 +317,7 @@ class Dataset(object):
     Raises:
       InputError: unknown dataset or split, bad sizes, or no files found.
     """
-    descriptor = get_dataset_descriptor(dataset_name)
-    if split_name not in descriptor.splits_to_sizes:
-      raise InputError('Unknown split %r of dataset %r; known splits: %s.' %
-                       (split_name, dataset_name,
-                        ', '.join(sorted(descriptor.splits_to_sizes))))
+    split = check_split(dataset_name, split_name, dataset_dir)
     crop_size = [int(size) for size in crop_size]
     if len(crop_size) != 2 or min(crop_size) <= 0:
       raise InputError('crop_size must be two positive ints [height, width], '
@@ -320,27 +354,10 @@ class Dataset(object):
     self.output_valid = output_valid
     self.output_original = output_original
     self.seed = seed
-    self.num_of_classes = descriptor.num_classes
-    self.ignore_label = descriptor.ignore_label
+    self.num_of_classes = split.descriptor.num_classes
+    self.ignore_label = split.descriptor.ignore_label
     self.decode_label = not is_test
-    self.files = self._get_all_files(descriptor)
-
-  def _get_all_files(self, descriptor):
-    """The sorted shard files of the split (at least one), see split_files."""
-    if not self.dataset_dir:
-      raise InputError('dataset_dir is not set; pass the folder holding the '
-                       '%s tfrecords (--dataset_dir).' % self.dataset_name)
-    if not tf.io.gfile.isdir(self.dataset_dir):
-      raise InputError('dataset_dir %r does not exist or is not a folder.' %
-                       self.dataset_dir)
-    pattern = os.path.join(self.dataset_dir, '%s-*' % self.split_name)
-    files = split_files(self.dataset_dir, self.split_name)
-    if not files:
-      raise InputError(
-          'No tfrecord files match %s (dataset %r, split %r; known splits: '
-          '%s).' % (pattern, self.dataset_name, self.split_name,
-                    ', '.join(sorted(descriptor.splits_to_sizes))))
-    return files
+    self.files = split.files
 
   def _parse_function(self, example_proto):
     """Parses and decodes one serialised Example.

@@ -4,16 +4,9 @@ The functions take the values (not the flags object) and the flag's name, so
 each bad value is one InputError line naming the flag to fix.
 """
 
-from core import data_generator
-from deeplab.tf_compat import tf
+import os
+
 from utils.errors import InputError
-
-
-def require_flags(flag_values, names):
-  """Raises InputError naming every flag in `names` that is unset or empty."""
-  missing = ['--%s' % name for name in names if not flag_values[name].value]
-  if missing:
-    raise InputError('missing required flag(s): %s' % ', '.join(missing))
 
 
 def parse_crop_size(values, flag_name):
@@ -26,6 +19,13 @@ def parse_crop_size(values, flag_name):
     raise InputError('--%s must be two positive integers "height,width", got %r'
                      % (flag_name, values))
   return crop
+
+
+def parse_optional_crop_size(values, flag_name):
+  """[h, w] from a list flag, or None when the flag is empty."""
+  if not values:
+    return None
+  return parse_crop_size(values, flag_name)
 
 
 def check_positive(value, flag_name):
@@ -42,29 +42,8 @@ def check_scales(scales):
   return scales
 
 
-def check_dataset_split(registry, dataset_name, split, dataset_dir):
-  """Validates dataset name, split and files; returns the registered split size.
-
-  Args:
-    registry: dict dataset name -> descriptor with `splits_to_sizes`
-      (core.data_generator.DATASETS).
-    dataset_name: --dataset.
-    split: split name (tfrecord file prefix).
-    dataset_dir: folder that must hold `<split>-*` files.
-
-  Returns:
-    The number of images the registry records for the split (used for progress).
-  """
-  if dataset_name not in registry:
-    raise InputError('unknown --dataset %r; known: %s' %
-                     (dataset_name, ', '.join(sorted(registry))))
-  splits_to_sizes = registry[dataset_name].splits_to_sizes
-  if split not in splits_to_sizes:
-    raise InputError('unknown split %r for dataset %s; known: %s' %
-                     (split, dataset_name, ', '.join(sorted(splits_to_sizes))))
-  if not tf.io.gfile.isdir(dataset_dir):
-    raise InputError('--dataset_dir %s is not a directory' % dataset_dir)
-  if not data_generator.split_files(dataset_dir, split):
-    raise InputError('no tfrecord files %s-NNNNN-of-NNNNN in --dataset_dir %s'
-                     % (split, dataset_dir))
-  return splits_to_sizes[split]
+def check_output_dir(path, flag_name):
+  """Raises InputError if `path` exists and is not a directory."""
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise InputError('--%s %s exists and is not a directory' %
+                     (flag_name, path))

@@ -33,6 +33,7 @@ It loads with TensorFlow alone: `tf.saved_model.load(path)
 .signatures['serving_default'](images=batch)`. `assets.extra/export_info.json`
 records how it was made (dataset, classes, crop, scales, checkpoint).
 """
+import collections
 import json
 import os
 import shutil
@@ -44,13 +45,14 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from core import data_generator
 from core import checkpoints
+from core import data_generator
 from core import eval_graph
 from core import flag_checks
 from deeplab import common
 from deeplab import feature_extractor
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 SIGNATURE_KEY = 'serving_default'
@@ -66,25 +68,10 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 # The inference graph.
 
 
-def num_classes_of(dataset_name):
-  """Number of classes of a registered dataset (InputError if unknown)."""
-  if dataset_name not in data_generator.DATASETS:
-    raise InputError('unknown --dataset %r; known: %s' %
-                     (dataset_name, ', '.join(sorted(data_generator.DATASETS))))
-  return data_generator.DATASETS[dataset_name].num_classes
-
-
 def colormap_of(dataset_name):
   """The colormap vis.py users pick for a dataset (COCO and others: pascal)."""
   return {'cityscapes': 'cityscapes', 'ade20k': 'ade20k'}.get(dataset_name,
                                                               'pascal')
-
-
-def parse_optional_crop_size(values, flag_name):
-  """[h, w] from a list flag, or None when the flag is empty."""
-  if not values:
-    return None
-  return flag_checks.parse_crop_size(values, flag_name)
 
 
 def check_inference_options(image_pooling_crop_size, min_resize_value,
@@ -103,6 +90,39 @@ def check_inference_options(image_pooling_crop_size, min_resize_value,
     raise InputError('--min_resize_value/--max_resize_value are not supported '
                      'by export_model.py / predict.py; resize the images '
                      'beforehand and unset them')
+
+
+# What export_model.py and predict.py need to build the inference graph of a
+# checkpoint: crop_size [h, w] or None, eval_scales (floats > 0), num_classes
+# and the checkpoint prefix.
+CheckpointSettings = collections.namedtuple(
+    'CheckpointSettings', ['crop_size', 'eval_scales', 'num_classes',
+                           'checkpoint'])
+
+
+def checkpoint_settings(flag_values, crop_flag):
+  """Checks the flags export_model.py and predict.py share (one rule).
+
+  Args:
+    flag_values: the parsed flags; reads `crop_flag`, eval_scales, dataset,
+      checkpoint_dir, image_pooling_crop_size, min_resize_value and
+      max_resize_value.
+    crop_flag: the name of the script's crop-size flag (empty: no padding).
+
+  Returns:
+    CheckpointSettings.
+  """
+  crop_size = flag_checks.parse_optional_crop_size(
+      getattr(flag_values, crop_flag), crop_flag)
+  scales = flag_checks.check_scales(flag_values.eval_scales)
+  check_inference_options(flag_values.image_pooling_crop_size,
+                          flag_values.min_resize_value,
+                          flag_values.max_resize_value)
+  descriptor = data_generator.get_dataset_descriptor(flag_values.dataset)
+  checkpoint = checkpoint_paths.resolve_checkpoint(flag_values.checkpoint_dir,
+                                                   'checkpoint_dir')
+  return CheckpointSettings(crop_size, scales, descriptor.num_classes,
+                            checkpoint)
 
 
 def _pad_bottom_right(images, crop_size, pad_value):
@@ -205,7 +225,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
   unless `overwrite`.
 
   Args:
-    checkpoint_path: checkpoint prefix (see checkpoints.resolve_checkpoint).
+    checkpoint_path: checkpoint prefix (see checkpoint_paths.resolve_checkpoint).
     export_dir: folder to create.
     model_options: common.ModelOptions of the trained model.
     info: dict of JSON-serialisable facts stored as

@@ -8,6 +8,7 @@ from absl import logging
 
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 _LEARNING_POLICIES = ('poly', 'step', 'multi_steps')
@@ -331,13 +332,13 @@ def get_model_gradient_multipliers(last_layers, last_layer_gradient_multiplier):
 
 
 def _resolve_checkpoint(path):
-  """Checkpoint prefix for a prefix or a directory; InputError if unreadable."""
-  checkpoint = path
-  if tf.gfile.IsDirectory(path):
-    checkpoint = tf.train.latest_checkpoint(path)
-    if checkpoint is None:
-      raise InputError('tf_initial_checkpoint %r is a directory without a '
-                       'checkpoint' % path)
+  """(prefix, {name: shape}) of the checkpoint a prefix or directory names.
+
+  The path rule is the one of every script (utils/checkpoint_paths.py);
+  InputError if the path names no checkpoint or it is unreadable.
+  """
+  checkpoint = checkpoint_paths.resolve_checkpoint(path,
+                                                   'tf_initial_checkpoint')
   try:
     reader = tf.train.load_checkpoint(checkpoint)
   except (tf.errors.OpError, ValueError) as error:

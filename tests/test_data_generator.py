@@ -79,6 +79,15 @@ def test_attributes(format_fixture_dir):
                                         'val-00000-of-00001.tfrecord')]
 
 
+def test_check_split_returns_descriptor_files_and_size(format_fixture_dir):
+  split = data_generator.check_split('pascal_voc_seg', 'val',
+                                     format_fixture_dir)
+  assert split.descriptor is data_generator.DATASETS['pascal_voc_seg']
+  assert split.files == [os.path.join(format_fixture_dir,
+                                      'val-00000-of-00001.tfrecord')]
+  assert split.num_images == 1449
+
+
 def test_unknown_dataset(format_fixture_dir):
   with pytest.raises(InputError,
                      match=r"Unknown dataset 'voc'.*pascal_voc_seg"):

@@ -1,7 +1,6 @@
 """Tests of the evaluation helpers: core/metrics.py, checkpoints.py,
 results_io.py, flag_checks.py, progress.py, prediction_files.py and the numpy
 resize of deeplab/resize.py."""
-import collections
 import itertools
 import json
 import logging
@@ -19,6 +18,7 @@ from core import progress
 from core import results_io
 from deeplab import resize
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 # Rows = ground truth, columns = prediction. Class 2 never occurs (excluded
@@ -148,17 +148,18 @@ def _save_checkpoint(directory, step, values, with_global_step=False):
 def test_resolve_checkpoint_directory_prefix_and_files(tmp_path):
   directory = str(tmp_path)
   with pytest.raises(InputError, match='holds no checkpoint'):
-    checkpoints.resolve_checkpoint(directory)
+    checkpoint_paths.resolve_checkpoint(directory, 'c')
   first = _save_checkpoint(directory, 5, {'a': np.float32(1)})
   latest = _save_checkpoint(directory, 12, {'a': np.float32(2)})
-  assert checkpoints.resolve_checkpoint(directory) == latest
-  assert checkpoints.resolve_checkpoint(first) == first
-  assert checkpoints.resolve_checkpoint(first + '.index') == first
+  assert checkpoint_paths.resolve_checkpoint(directory, 'c') == latest
+  assert checkpoint_paths.resolve_checkpoint(first, 'c') == first
+  assert checkpoint_paths.resolve_checkpoint(first + '.index', 'c') == first
   with pytest.raises(InputError, match='neither a directory nor'):
-    checkpoints.resolve_checkpoint(os.path.join(directory, 'model.ckpt-7'))
+    checkpoint_paths.resolve_checkpoint(
+        os.path.join(directory, 'model.ckpt-7'), 'c')
   # Without the `checkpoint` state file the highest step is chosen.
   os.remove(os.path.join(directory, 'checkpoint'))
-  assert checkpoints.resolve_checkpoint(directory) == latest
+  assert checkpoint_paths.resolve_checkpoint(directory, 'c') == latest
 
 
 def test_checkpoint_global_step(tmp_path):
@@ -255,28 +256,16 @@ def test_flag_helpers():
     flag_checks.check_positive(0, 'x')
 
 
-def test_require_flags_names_every_missing_flag():
-  Flag = collections.namedtuple('Flag', 'value')
-  values = {'a': Flag(None), 'b': Flag('x'), 'c': Flag('')}
-  with pytest.raises(InputError, match=r'--a, --c$'):
-    flag_checks.require_flags(values, ['a', 'b', 'c'])
-  flag_checks.require_flags(values, ['b'])
-
-
-def test_check_dataset_split(tmp_path):
-  Descriptor = collections.namedtuple('Descriptor', 'splits_to_sizes')
-  registry = {'toy': Descriptor({'val': 3, 'train': 10})}
-  (tmp_path / 'val-00000-of-00001.tfrecord').write_bytes(b'')
-  assert flag_checks.check_dataset_split(registry, 'toy', 'val',
-                                         str(tmp_path)) == 3
-  with pytest.raises(InputError, match="unknown --dataset 'nope'"):
-    flag_checks.check_dataset_split(registry, 'nope', 'val', str(tmp_path))
-  with pytest.raises(InputError, match="unknown split 'tset'.*train, val"):
-    flag_checks.check_dataset_split(registry, 'toy', 'tset', str(tmp_path))
-  with pytest.raises(InputError, match='no tfrecord files train-'):
-    flag_checks.check_dataset_split(registry, 'toy', 'train', str(tmp_path))
-  with pytest.raises(InputError, match='not a directory'):
-    flag_checks.check_dataset_split(registry, 'toy', 'val', str(tmp_path / 'x'))
+def test_optional_crop_size_and_output_dir(tmp_path):
+  assert flag_checks.parse_optional_crop_size([], 'c') is None
+  assert flag_checks.parse_optional_crop_size(['3', '4'], 'c') == [3, 4]
+  with pytest.raises(InputError, match='--c must be two positive'):
+    flag_checks.parse_optional_crop_size(['3'], 'c')
+  flag_checks.check_output_dir(str(tmp_path), 'out')
+  flag_checks.check_output_dir(str(tmp_path / 'new'), 'out')
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(InputError, match='--out .*file exists and is not a dir'):
+    flag_checks.check_output_dir(str(tmp_path / 'file'), 'out')
 
 
 def test_progress_logger_logs_every_n_images_and_at_the_end(caplog):

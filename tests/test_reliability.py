@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from core import data_generator
 from core import checkpoints
-from core import flag_checks
+from core import data_generator
 from core import results_io
 from core import training
 from datasets import build_data
@@ -282,8 +281,7 @@ def test_reader_ignores_a_leftover_temporary_and_builder_removes_it(tmp_path):
   dataset = data_generator.Dataset('coco', 'val', out, 1, [9, 9])
   assert [os.path.basename(f) for f in dataset.files] == [
       'val-00000-of-00001.tfrecord']
-  assert flag_checks.check_dataset_split(data_generator.DATASETS, 'coco', 'val',
-                                         out) == 5000
+  assert data_generator.check_split('coco', 'val', out).num_images == 5000
   build_data.write_split(out, 'val', _examples(2), 2, num_shards=1)
   assert sorted(os.listdir(out)) == ['val-00000-of-00001.tfrecord']
 

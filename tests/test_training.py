@@ -88,13 +88,6 @@ def test_batch_must_divide_by_clones():
   assert training.clone_batch_size(8, 2) == 4
 
 
-def test_crop_size_flag_is_checked():
-  assert training.crop_size_from_flag(['65', '97'], 'train_crop_size') == [65,
-                                                                          97]
-  with pytest.raises(InputError, match='train_crop_size'):
-    training.crop_size_from_flag(['65'], 'train_crop_size')
-
-
 def _free_port():
   with socket.socket() as probe:
     probe.bind(('127.0.0.1', 0))
