@@ -135,7 +135,7 @@ def _original_size_prediction(values, index, height, width):
   if 'resized_size' not in values:
     return prediction[:height, :width]
   resized_height, resized_width = values['resized_size'][index]
-  return resize.resize_nearest_align_corners(
+  return resize.nearest_ac_numpy(
       prediction[:resized_height, :resized_width], height, width)
 
 

@@ -22,7 +22,7 @@ For every checkpoint of a run, one pass over the evaluation split gives:
 All calibration and pseudo-label statistics are computed at the decoder-logit
 resolution (e.g. 49 x 49 for a 193 crop at decoder stride 4), with the labels
 resized nearest-neighbour to that size as training does
-(`monitoring.resize_labels_nearest`); only pixels whose (resized) label is not
+(`resize.labels_nearest_legacy`); only pixels whose (resized) label is not
 the ignore label count, so the eval padding never counts. The confidence bins
 are those of `core/calibration.py`: (b / B, (b + 1) / B], b = 0..B-1.
 
@@ -49,13 +49,13 @@ import numpy as np
 from core import checkpoints
 from core import eval_graph
 from core import metrics
-from core import monitoring
 from core import prediction_files
 from core import pseudo_label
 from core import pseudoseg
 from core import results_io
 from deeplab import common
 from deeplab import model
+from deeplab import resize
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
 from utils.errors import InputError
@@ -256,7 +256,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
       fine_tune_batch_norm=False)[common.OUTPUT_TYPE][
           model.MERGED_LOGITS_SCOPE]
   logits_size = tf.shape(decoder_logits)[1:3]
-  labels = monitoring.resize_labels_nearest(samples[common.LABEL], logits_size)
+  labels = resize.labels_nearest_legacy(samples[common.LABEL], logits_size)
   probs = {'decoder': tf.nn.softmax(decoder_logits)}
   sgc_logits = None
   if pseudo_config.use_attention:
@@ -264,8 +264,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
     with tf.name_scope('sgc_inference'):
       outputs = pseudoseg.attention_branch(
           images, None, valid, model_options, num_classes, is_training=False)
-    sgc_logits = tf.image.resize_bilinear(outputs.logits, logits_size,
-                                          align_corners=True)
+    sgc_logits = resize.bilinear_ac(outputs.logits, logits_size)
     probs['sgc'] = tf.nn.softmax(sgc_logits)
   probs['fused'] = pseudo_label.fuse_probabilities(
       decoder_logits, sgc_logits, pseudo_config.pseudo_src,

@@ -6,6 +6,7 @@ import numbers
 
 from absl import logging
 
+from deeplab import resize
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
@@ -102,11 +103,9 @@ def _weighted_pixel_losses(logits, labels, num_classes, ignore_label,
     (weighted losses float32 [P], weights float32 [P]), P pixels in total.
   """
   if upsample_logits:
-    logits = tf.image.resize_bilinear(
-        logits, _spatial_size(labels), align_corners=True)
+    logits = resize.bilinear_ac(logits, _spatial_size(labels))
   else:
-    labels = tf.image.resize_nearest_neighbor(
-        labels, _spatial_size(logits), align_corners=True)
+    labels = resize.nearest_ac(labels, _spatial_size(logits))
   weights, labels = _pixel_weights(tf.reshape(labels, [-1]), num_classes,
                                    ignore_label, loss_weight)
   one_hot = tf.stop_gradient(tf.one_hot(labels, num_classes, dtype=tf.float32))

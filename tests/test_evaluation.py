@@ -1,6 +1,5 @@
 """Tests of the evaluation helpers: core/metrics.py, checkpoints.py,
-results_io.py, flag_checks.py, progress.py, prediction_files.py and the numpy
-resize of deeplab/resize.py."""
+results_io.py, flag_checks.py, progress.py and prediction_files.py."""
 import itertools
 import json
 import logging
@@ -16,7 +15,6 @@ from core import metrics
 from core import prediction_files
 from core import progress
 from core import results_io
-from deeplab import resize
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
 from utils.errors import InputError
@@ -294,18 +292,3 @@ def test_convert_train_id_to_eval_id():
       prediction, prediction_files.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
   np.testing.assert_array_equal(converted, [[7, 33], [17, 255]])
   assert converted.dtype == np.uint8
-
-
-def test_resize_nearest_align_corners_matches_tensorflow():
-  np.testing.assert_array_equal(
-      resize.resize_nearest_align_corners(np.array([[0, 1, 2]]), 1, 5),
-      [[0, 1, 1, 2, 2]])
-  label = np.random.RandomState(0).randint(0, 21, size=(7, 11))
-  sizes = [(13, 5), (7, 11), (3, 20), (1, 1)]
-  with tf.Graph().as_default(), tf.Session() as sess:
-    for height, width in sizes:
-      expected = sess.run(tf.image.resize_nearest_neighbor(
-          label[None, :, :, None], [height, width], align_corners=True))
-      np.testing.assert_array_equal(
-          resize.resize_nearest_align_corners(label, height, width),
-          expected[0, :, :, 0])
