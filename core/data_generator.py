@@ -285,7 +285,7 @@ class Dataset(object):
                resize_factor=None, min_scale_factor=1., max_scale_factor=1.,
                scale_factor_step_size=0, model_variant=None, num_readers=1,
                is_training=False, should_shuffle=False, should_repeat=False,
-               with_cls=False, cls_only=False, strong_weak=False,
+               with_cls=False, strong_weak=False,
                output_valid=False, output_original=True, seed=None):
     """Checks the arguments and finds the split's files.
 
@@ -307,8 +307,6 @@ class Dataset(object):
       should_shuffle: shuffle the file order and the examples.
       should_repeat: repeat forever (else one pass).
       with_cls: add `cls_label`, the image-level labels of the output label.
-      cls_only: only image, cls_label and the name/size keys (implies with_cls;
-        the label is used for cls_label and then dropped).
       strong_weak: add the strong view `strong` (training only).
       output_valid: add the `valid` mask.
       output_original: add `original_image` (uint8, eval only).
@@ -326,8 +324,8 @@ class Dataset(object):
       raise InputError('batch_size (%s) and num_readers (%s) must be >= 1.' %
                        (batch_size, num_readers))
     is_test = split_name == common.TEST_SET
-    if is_test and (with_cls or cls_only):
-      raise InputError('The %r split has no labels, so with_cls/cls_only are '
+    if is_test and with_cls:
+      raise InputError('The %r split has no labels, so with_cls is '
                        'not available.' % split_name)
     if strong_weak and not is_training:
       raise InputError('strong_weak (weak/strong views) needs is_training.')
@@ -348,8 +346,7 @@ class Dataset(object):
     self.is_training = is_training
     self.should_shuffle = should_shuffle
     self.should_repeat = should_repeat
-    self.with_cls = with_cls or cls_only
-    self.cls_only = cls_only
+    self.with_cls = with_cls
     self.strong_weak = strong_weak
     self.output_valid = output_valid
     self.output_original = output_original
@@ -426,8 +423,6 @@ class Dataset(object):
     if self.with_cls:
       result[common.CLS_LABEL] = preprocess_utils.image_level_labels(
           result[common.LABEL], self.num_of_classes, self.ignore_label)
-    if self.cls_only:
-      del result[common.LABEL]
     return result
 
   def _element_seeds(self):
@@ -435,7 +430,15 @@ class Dataset(object):
     return tf.data.Dataset.random(seed=self.seed).batch(2)
 
   def get_dataset(self):
-    """Builds the batched tf.data.Dataset of sample dicts (see INTERFACES)."""
+    """Builds the batched tf.data.Dataset of sample dicts.
+
+    Keys (N = batch): `image` float32 [N, crop_h, crop_w, 3], `label` int32
+    [N, crop_h, crop_w, 1] (not for the test split), `image_name` string [N],
+    `height`/`width` int64 [N]; with the options also `valid` int32
+    [N, crop_h, crop_w, 1], `strong` float32 [N, crop_h, crop_w, 3],
+    `cls_label` float32 [N, C - 1] and `original_image` uint8 [N, h, w, 3]
+    (zero-padded to the largest image of the batch).
+    """
     autotune = tf.data.experimental.AUTOTUNE
     dataset = tf.data.Dataset.from_tensor_slices(self.files)
     if self.should_shuffle:

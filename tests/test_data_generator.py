@@ -341,14 +341,6 @@ def test_scaled_training_samples_valid_marks_padding(block_dir):
   assert padded_pixels > 0
 
 
-def test_cls_only(block_dir):
-  dataset = _train_dataset(block_dir, cls_only=True, seed=1)
-  (batch,) = _next_batches(dataset, 1)
-  assert sorted(batch) == sorted([common.IMAGE, common.CLS_LABEL,
-                                  common.IMAGE_NAME, common.HEIGHT,
-                                  common.WIDTH])
-
-
 def test_training_drops_ragged_batch(block_dir):
   dataset = _train_dataset(block_dir, batch_size=3, should_repeat=False)
   with tf.Graph().as_default():
