@@ -34,9 +34,11 @@ from absl import flags
 
 from core import analysis
 from core import data_generator
-from core import evaluation
+from core import eval_graph
+from core import flag_checks
 from core import model_flags
 from core import pseudoseg
+from core import results_io
 from core import train_flags
 from core import wss_flags
 from deeplab import common
@@ -92,13 +94,12 @@ _LOSS_TAG = 'total_loss'
 
 def _check_flags():
   """Validates the flags; returns (crop_size, scales, {run: checkpoints})."""
-  evaluation.require_flags(FLAGS, ['sup_logdir', 'wss_logdir', 'output_dir',
-                                   'dataset_dir'])
-  crop_size = evaluation.parse_crop_size(FLAGS.eval_crop_size, 'eval_crop_size')
-  evaluation.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
+  crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
+                                          'eval_crop_size')
+  flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
   if FLAGS.num_overlay_images < 0:
     raise InputError('--num_overlay_images must be >= 0')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
   checkpoints = {
       run: analysis.select_evenly(analysis.list_checkpoints(logdir, flag),
                                   FLAGS.max_checkpoints_per_run)
@@ -106,16 +107,14 @@ def _check_flags():
                                 (PSEUDOSEG, FLAGS.wss_logdir, 'wss_logdir'))}
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
-  evaluation.check_dataset_split(data_generator.DATASETS, FLAGS.dataset,
-                                 FLAGS.eval_split, FLAGS.dataset_dir)
+  split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
+                                     FLAGS.dataset_dir)
   options = model_flags.model_options_from_flags(
-      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
+      split.descriptor.num_classes, crop_size)
   if FLAGS.use_attention:
     pseudoseg.attention_end_points(_pseudo_config(options))
   analysis.read_upper_bound(FLAGS.upper_bound_json)
-  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-    raise InputError('--output_dir %s exists and is not a directory' %
-                     FLAGS.output_dir)
+  flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
   return crop_size, scales, checkpoints
 
 
@@ -174,11 +173,10 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
   if not todo and overlays is not None:
     return [records[step] for step, _ in checkpoints], overlays
   with tf.Graph().as_default():
-    dataset = evaluation.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
-                                      crop_size, num_readers=1)
-    # The valid mask (image area) feeds the SGC, as in training; eval_dataset
-    # has no argument for it, and the pipeline reads the attribute when built.
-    dataset.output_valid = True
+    # The valid mask (image area) feeds the SGC, as in training.
+    dataset = eval_graph.eval_dataset(FLAGS, FLAGS.eval_split,
+                                      FLAGS.eval_batch_size, crop_size,
+                                      num_readers=1, output_valid=True)
     iterator = analysis.make_iterator(dataset)
     options = model_flags.model_options_from_flags(dataset.num_of_classes,
                                                    crop_size)
@@ -195,7 +193,7 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
         record = analysis.checkpoint_record(run, checkpoint, step, totals, key)
         path = analysis.cache_path(FLAGS.output_dir, run, step)
         tf.io.gfile.makedirs(os.path.dirname(path))
-        evaluation.write_json_atomically(path, record)
+        results_io.write_json_atomically(path, record)
         records[step] = record
         progress.done(run, step, analysis.record_summary(record))
       if overlays is None:
@@ -313,15 +311,17 @@ def main(unused_argv):
       records[BASELINE][-1], records[PSEUDOSEG][-1], FLAGS.train_split,
       FLAGS.train_split_cls, analysis.read_upper_bound(FLAGS.upper_bound_json))
   table = analysis.results_table(rows)
-  evaluation.write_json_atomically(os.path.join(output, 'results.json'),
+  results_io.write_json_atomically(os.path.join(output, 'results.json'),
                                    {'rows': rows})
   results_path = os.path.join(output, 'RESULTS.md')
   markdown = _results_markdown(table, files,
                                 records[PSEUDOSEG][-1]['num_images'])
-  evaluation.write_text_atomically(results_path, markdown)
+  results_io.write_text_atomically(results_path, markdown)
   print('\n' + markdown)
   print('written: %s' % results_path)
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(
+      ['sup_logdir', 'wss_logdir', 'output_dir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

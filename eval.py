@@ -13,16 +13,20 @@ and `<eval_logdir>/results.json` (latest).
     --checkpoint_dir=TRAIN_LOGDIR --eval_logdir=EVAL_LOGDIR \
     --dataset_dir=DATASET --max_number_of_evaluations=1
 """
-import os
 
 import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
 
+from core import checkpoints
 from core import data_generator
-from core import evaluation
+from core import eval_graph
+from core import flag_checks
+from core import metrics
 from core import model_flags
+from core import progress
+from core import results_io
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
@@ -49,24 +53,20 @@ _PROGRESS_EVERY = 100
 
 def _check_flags():
   """Validates the flags; returns (crop_size, eval_scales, split_size)."""
-  evaluation.require_flags(FLAGS,
-                           ['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
-  crop_size = evaluation.parse_crop_size(FLAGS.eval_crop_size, 'eval_crop_size')
-  evaluation.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
+  crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
+                                          'eval_crop_size')
+  flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
   if FLAGS.eval_interval_secs < 0:
     raise InputError('--eval_interval_secs must be >= 0')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to evaluate' % common.TEST_SET)
-  split_size = evaluation.check_dataset_split(
-      data_generator.DATASETS, FLAGS.dataset, FLAGS.eval_split,
-      FLAGS.dataset_dir)
+  split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
+                                     FLAGS.dataset_dir)
   model_flags.model_options_from_flags(
-      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
-  if os.path.exists(FLAGS.eval_logdir) and not os.path.isdir(FLAGS.eval_logdir):
-    raise InputError('--eval_logdir %s exists and is not a directory' %
-                     FLAGS.eval_logdir)
-  return crop_size, scales, split_size
+      split.descriptor.num_classes, crop_size)
+  flag_checks.check_output_dir(FLAGS.eval_logdir, 'eval_logdir')
+  return crop_size, scales, split.num_images
 
 
 def _build_graph(crop_size, scales):
@@ -78,22 +78,22 @@ def _build_graph(crop_size, scales):
     ignore label), `image_name` string [N], and with --weakly `cls_counts`
     int64 [4] (TP, FP, FN, TN).
   """
-  dataset = evaluation.eval_dataset(FLAGS.eval_split, FLAGS.eval_batch_size,
-                                    crop_size, num_readers=2,
-                                    with_cls=FLAGS.weakly)
+  dataset = eval_graph.eval_dataset(FLAGS, FLAGS.eval_split,
+                                    FLAGS.eval_batch_size, crop_size,
+                                    num_readers=2, with_cls=FLAGS.weakly)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
   options = model_flags.model_options_from_flags(num_classes, crop_size)
   images = samples[common.IMAGE]
-  predictions = evaluation.predict(images, options, scales,
+  predictions = eval_graph.predict(images, options, scales,
                                    FLAGS.add_flipped_images,
                                    FLAGS.image_pyramid)
   labels = samples[common.LABEL]
   fetches = {
-      'confusion': evaluation.batch_confusion_matrix(
+      'confusion': metrics.batch_confusion_matrix(
           labels, predictions[common.OUTPUT_TYPE], num_classes,
           dataset.ignore_label),
-      'invalid_labels': evaluation.invalid_label_count(
+      'invalid_labels': metrics.invalid_label_count(
           labels, num_classes, dataset.ignore_label),
       'image_name': samples[common.IMAGE_NAME],
   }
@@ -101,7 +101,7 @@ def _build_graph(crop_size, scales):
     cls_logits, _ = model.classification_logits(
         images, options, num_classes=num_classes - 1, weight_decay=0.0,
         is_training=False, fine_tune_batch_norm=False)
-    fetches['cls_counts'] = evaluation.multilabel_counts(
+    fetches['cls_counts'] = metrics.multilabel_counts(
         cls_logits, samples[common.CLS_LABEL])
   return fetches, num_classes
 
@@ -120,16 +120,16 @@ def _check_labels(values, num_classes):
 
 
 def _evaluate(snapshot, crop_size, scales, split_size):
-  """One pass over the split with one checkpoint (an evaluation.
-  CheckpointSnapshot, read before the model is built: training may delete the
-  files meanwhile); returns the results record."""
+  """One pass over the split with one checkpoint (a
+  checkpoints.CheckpointSnapshot, read before the model is built: training may
+  delete the files meanwhile); returns the results record."""
   with tf.Graph().as_default():
     fetches, num_classes = _build_graph(crop_size, scales)
     with tf.Session(FLAGS.master) as sess:
-      evaluation.restore_snapshot(sess, snapshot)
+      checkpoints.restore_snapshot(sess, snapshot)
       confusion = np.zeros([num_classes, num_classes], dtype=np.int64)
       cls_counts = np.zeros([4], dtype=np.int64)
-      progress = evaluation.ProgressLogger(split_size, _PROGRESS_EVERY)
+      counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
       while True:
         try:
           values = sess.run(fetches)
@@ -139,12 +139,13 @@ def _evaluate(snapshot, crop_size, scales, split_size):
         confusion += values['confusion']
         if FLAGS.weakly:
           cls_counts += values['cls_counts']
-        progress.add(len(values['image_name']))
-      progress.finish()
-  classification = (evaluation.classification_metrics(cls_counts)
+        counter.add(len(values['image_name']))
+      counter.finish()
+  classification = (metrics.classification_metrics(cls_counts)
                     if FLAGS.weakly else None)
-  return evaluation.results_record(
-      snapshot.path, snapshot.global_step, confusion, progress.done, classification, dataset=FLAGS.dataset,
+  return results_io.results_record(
+      snapshot.path, snapshot.global_step, confusion, counter.done,
+      classification, dataset=FLAGS.dataset,
       split=FLAGS.eval_split, eval_scales=scales,
       add_flipped_images=FLAGS.add_flipped_images)
 
@@ -153,7 +154,7 @@ def _summary_values(record, confusion):
   """Summary tag -> value of one evaluation (the original's tag names)."""
   miou = record['miou']
   values = {'eval/miou_overall': float('nan') if miou is None else miou}
-  for index, value in enumerate(evaluation.summary_class_iou(confusion)):
+  for index, value in enumerate(metrics.summary_class_iou(confusion)):
     values['eval/miou_class_%d' % index] = value
   if 'cls_accuracy' in record:
     values['eval/cls_overall'] = record['cls_accuracy']
@@ -182,14 +183,14 @@ def main(unused_argv):
   crop_size, scales, split_size = _check_flags()
   writer = None
   skipped = set()
-  for checkpoint_path in evaluation.checkpoints_to_evaluate(
+  for checkpoint_path in checkpoints.checkpoints_to_evaluate(
       FLAGS.checkpoint_dir, FLAGS.eval_interval_secs,
       FLAGS.max_number_of_evaluations, skipped=skipped):
     logging.info('Evaluating %s on %s/%s.', checkpoint_path, FLAGS.dataset,
                  FLAGS.eval_split)
     try:
-      snapshot = evaluation.snapshot_checkpoint(checkpoint_path)
-    except evaluation.CheckpointVanished as vanished:
+      snapshot = checkpoints.snapshot_checkpoint(checkpoint_path)
+    except checkpoints.CheckpointVanished as vanished:
       logging.warning('%s', vanished)
       skipped.add(checkpoint_path)
       continue
@@ -198,12 +199,13 @@ def main(unused_argv):
       tf.io.gfile.makedirs(FLAGS.eval_logdir)
       writer = tf.summary.FileWriter(FLAGS.eval_logdir)
     confusion = np.asarray(record['confusion_matrix'])
-    evaluation.write_scalar_summaries(
+    results_io.write_scalar_summaries(
         writer, _summary_values(record, confusion), record['global_step'] or 0)
-    _report(record, evaluation.write_results(FLAGS.eval_logdir, record))
+    _report(record, results_io.write_results(FLAGS.eval_logdir, record))
   if writer is not None:
     writer.close()
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['checkpoint_dir', 'eval_logdir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

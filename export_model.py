@@ -26,7 +26,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import evaluation
+from core import checkpoints
 from core import inference
 from core import model_flags
 from utils.errors import run_reporting_errors
@@ -44,20 +44,13 @@ flags.DEFINE_list('export_crop_size', '513,513',
 
 
 def main(unused_argv):
-  evaluation.require_flags(FLAGS, ['checkpoint_dir', 'export_dir'])
-  crop_size = inference.parse_optional_crop_size(FLAGS.export_crop_size,
-                                                 'export_crop_size')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
-  inference.check_inference_options(FLAGS.image_pooling_crop_size,
-                                    FLAGS.min_resize_value,
-                                    FLAGS.max_resize_value)
-  num_classes = inference.num_classes_of(FLAGS.dataset)
+  settings = inference.checkpoint_settings(FLAGS, 'export_crop_size')
+  crop_size, scales, num_classes, checkpoint = settings
   options = model_flags.model_options_from_flags(num_classes, None)
   inference.check_export_dir(FLAGS.export_dir, FLAGS.overwrite)
-  checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
   info = {
       'checkpoint': checkpoint,
-      'global_step': evaluation.checkpoint_global_step(checkpoint),
+      'global_step': checkpoints.checkpoint_global_step(checkpoint),
       'dataset': FLAGS.dataset,
       'num_classes': num_classes,
       'model_variant': FLAGS.model_variant,
@@ -78,4 +71,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['checkpoint_dir', 'export_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -30,9 +30,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import evaluation
+from core import flag_checks
 from core import inference
 from core import model_flags
+from core import prediction_files
 from utils import save_annotation
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
@@ -77,19 +78,12 @@ def _load_predictor():
     info = inference.read_export_info(FLAGS.saved_model_dir)
     return (predictor, info.get('dataset'),
             'SavedModel %s' % FLAGS.saved_model_dir)
-  crop_size = inference.parse_optional_crop_size(FLAGS.predict_crop_size,
-                                                 'predict_crop_size')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
-  inference.check_inference_options(FLAGS.image_pooling_crop_size,
-                                    FLAGS.min_resize_value,
-                                    FLAGS.max_resize_value)
-  options = model_flags.model_options_from_flags(
-      inference.num_classes_of(FLAGS.dataset), None)
-  checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
+  settings = inference.checkpoint_settings(FLAGS, 'predict_crop_size')
+  options = model_flags.model_options_from_flags(settings.num_classes, None)
   predictor = inference.CheckpointPredictor(
-      checkpoint, options, scales, FLAGS.add_flipped_images, crop_size,
-      FLAGS.image_pyramid)
-  return predictor, FLAGS.dataset, 'checkpoint %s' % checkpoint
+      settings.checkpoint, options, settings.eval_scales,
+      FLAGS.add_flipped_images, settings.crop_size, FLAGS.image_pyramid)
+  return predictor, FLAGS.dataset, 'checkpoint %s' % settings.checkpoint
 
 
 def _save(image, classes, name, folders, colormap, dataset):
@@ -100,8 +94,8 @@ def _save(image, classes, name, folders, colormap, dataset):
                                colormap_type=colormap)
   raw = classes
   if dataset == 'cityscapes':
-    raw = evaluation.convert_train_id_to_eval_id(
-        classes, evaluation.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
+    raw = prediction_files.convert_train_id_to_eval_id(
+        classes, prediction_files.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
   save_annotation.save_annotation(raw, folders['raw'], name,
                                   add_colormap=False)
 
@@ -127,10 +121,7 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
 
 
 def main(unused_argv):
-  evaluation.require_flags(FLAGS, ['input', 'output_dir'])
-  if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
-    raise InputError('--output_dir %s exists and is not a directory' %
-                     FLAGS.output_dir)
+  flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
   paths = inference.list_input_images(FLAGS.input)
   predictor, dataset, description = _load_predictor()
   colormap = FLAGS.colormap_type or inference.colormap_of(dataset)
@@ -156,4 +147,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['input', 'output_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -16,6 +16,7 @@ import os
 from absl import app
 from absl import flags
 
+from core import flag_checks
 from core import pretraining
 from core import supervised
 from core import train_flags
@@ -51,7 +52,6 @@ def export_prefix():
 
 
 def main(unused_argv):
-  training.check_required_flags()
   if FLAGS.tf_initial_checkpoint:
     raise InputError('pretrain.py starts from scratch; drop '
                      '--tf_initial_checkpoint.')
@@ -82,10 +82,11 @@ def main(unused_argv):
   pretraining.export_model_variables(
       tf.train.latest_checkpoint(FLAGS.train_logdir), export_prefix(),
       model_options, dataset.num_of_classes - 1,
-      training.crop_size_from_flag(FLAGS.train_crop_size, 'train_crop_size'))
+      flag_checks.parse_crop_size(FLAGS.train_crop_size, 'train_crop_size'))
   print('pretrained checkpoint: %s (pass it as --tf_initial_checkpoint)' %
         export_prefix())
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['train_logdir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

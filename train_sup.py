@@ -19,7 +19,6 @@ FLAGS = flags.FLAGS
 
 
 def main(unused_argv):
-  training.check_required_flags()
   config = training.deployment_from_flags()
   batch_size = training.clone_batch_size(FLAGS.train_batch_size,
                                          FLAGS.num_clones,
@@ -54,4 +53,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['train_logdir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -13,7 +13,6 @@ from core import pseudoseg
 from core import train_flags
 from core import training
 from core import wss_flags
-from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import run_reporting_errors
 
@@ -22,7 +21,6 @@ train_flags.apply_wss_defaults()
 
 
 def main(unused_argv):
-  training.check_required_flags()
   config = training.deployment_from_flags()
   batch_size = training.clone_batch_size(FLAGS.train_batch_size,
                                          FLAGS.num_clones,
@@ -52,4 +50,5 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['train_logdir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -22,14 +22,19 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from core import checkpoints
 from core import data_generator
-from core import evaluation
+from core import eval_graph
+from core import flag_checks
 from core import model_flags
+from core import prediction_files
 from core import preprocess_utils
+from core import progress
 from deeplab import common
+from deeplab import resize
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils import save_annotation
-from utils.errors import InputError
 from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
@@ -62,23 +67,19 @@ def _check_flags():
   Returns:
     (crop_size, eval_scales, split_size, checkpoint prefix).
   """
-  evaluation.require_flags(FLAGS,
-                           ['vis_logdir', 'checkpoint_dir', 'dataset_dir'])
-  crop_size = evaluation.parse_crop_size(FLAGS.vis_crop_size, 'vis_crop_size')
-  evaluation.check_positive(FLAGS.vis_batch_size, 'vis_batch_size')
-  scales = evaluation.check_scales(FLAGS.eval_scales)
-  split_size = evaluation.check_dataset_split(
-      data_generator.DATASETS, FLAGS.dataset, FLAGS.vis_split,
-      FLAGS.dataset_dir)
+  crop_size = flag_checks.parse_crop_size(FLAGS.vis_crop_size, 'vis_crop_size')
+  flag_checks.check_positive(FLAGS.vis_batch_size, 'vis_batch_size')
+  scales = flag_checks.check_scales(FLAGS.eval_scales)
+  split = data_generator.check_split(FLAGS.dataset, FLAGS.vis_split,
+                                     FLAGS.dataset_dir)
   model_flags.model_options_from_flags(
-      data_generator.DATASETS[FLAGS.dataset].num_classes, crop_size)
-  checkpoint = evaluation.resolve_checkpoint(FLAGS.checkpoint_dir)
-  if os.path.exists(FLAGS.vis_logdir) and not os.path.isdir(FLAGS.vis_logdir):
-    raise InputError('--vis_logdir %s exists and is not a directory' %
-                     FLAGS.vis_logdir)
+      split.descriptor.num_classes, crop_size)
+  checkpoint = checkpoint_paths.resolve_checkpoint(FLAGS.checkpoint_dir,
+                                                   'checkpoint_dir')
+  flag_checks.check_output_dir(FLAGS.vis_logdir, 'vis_logdir')
   if FLAGS.max_number_of_iterations:
     logging.info('--max_number_of_iterations is ignored: one pass is made.')
-  return crop_size, scales, split_size, checkpoint
+  return crop_size, scales, split.num_images, checkpoint
 
 
 def _build_graph(crop_size, scales):
@@ -88,14 +89,14 @@ def _build_graph(crop_size, scales):
   string [N], `height`/`width` int64 [N] (original size), `original_image`
   uint8 [N, h, w, 3].
   """
-  dataset = evaluation.eval_dataset(FLAGS.vis_split, FLAGS.vis_batch_size,
-                                    crop_size, num_readers=1,
-                                    output_original=True)
+  dataset = eval_graph.eval_dataset(FLAGS, FLAGS.vis_split,
+                                    FLAGS.vis_batch_size, crop_size,
+                                    num_readers=1, output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
   options = model_flags.model_options_from_flags(dataset.num_of_classes,
-                                            crop_size)
+                                                 crop_size)
   images = samples[common.IMAGE]
-  predictions = evaluation.predict(images, options, scales,
+  predictions = eval_graph.predict(images, options, scales,
                                    FLAGS.add_flipped_images,
                                    FLAGS.image_pyramid)
   fetches = {
@@ -136,7 +137,7 @@ def _original_size_prediction(values, index, height, width):
   if 'resized_size' not in values:
     return prediction[:height, :width]
   resized_height, resized_width = values['resized_size'][index]
-  return evaluation.resize_nearest_align_corners(
+  return resize.nearest_ac_numpy(
       prediction[:resized_height, :resized_width], height, width)
 
 
@@ -144,7 +145,7 @@ def _save(values, index, number, folders):
   """Writes the PNGs of batch element `index` (image `number` of the split)."""
   height, width = int(values['height'][index]), int(values['width'][index])
   prediction = _original_size_prediction(values, index, height, width)
-  name = evaluation.output_name(values['image_name'][index], number)
+  name = prediction_files.output_name(values['image_name'][index], number)
   save_annotation.save_annotation(prediction, folders['segmentation'], name,
                                   add_colormap=True,
                                   colormap_type=FLAGS.colormap_type)
@@ -153,8 +154,8 @@ def _save(values, index, number, folders):
                                colormap_type=FLAGS.colormap_type)
   if 'raw' in folders:
     if FLAGS.dataset == 'cityscapes':
-      prediction = evaluation.convert_train_id_to_eval_id(
-          prediction, evaluation.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
+      prediction = prediction_files.convert_train_id_to_eval_id(
+          prediction, prediction_files.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
     save_annotation.save_annotation(prediction, folders['raw'], name,
                                     add_colormap=False)
 
@@ -179,22 +180,23 @@ def main(unused_argv):
   with tf.Graph().as_default():
     fetches = _build_graph(crop_size, scales)
     with tf.Session(FLAGS.master) as sess:
-      evaluation.restore_variables(sess, checkpoint)
+      checkpoints.restore_variables(sess, checkpoint)
       folders = _output_folders()
-      progress = evaluation.ProgressLogger(split_size, _PROGRESS_EVERY)
+      counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
       while True:
         try:
           values = sess.run(fetches)
         except tf.errors.OutOfRangeError:
           break
         for index in range(len(values['image_name'])):
-          _save(values, index, progress.done + index, folders)
-        progress.add(len(values['image_name']))
-      progress.finish()
-  print('%d images from checkpoint %s:' % (progress.done, checkpoint))
+          _save(values, index, counter.done + index, folders)
+        counter.add(len(values['image_name']))
+      counter.finish()
+  print('%d images from checkpoint %s:' % (counter.done, checkpoint))
   for kind, folder in sorted(folders.items()):
     print('  %s: %s' % (kind, folder))
 
 
 if __name__ == '__main__':
+  flags.mark_flags_as_required(['vis_logdir', 'checkpoint_dir', 'dataset_dir'])
   app.run(lambda argv: run_reporting_errors(main, argv))

@@ -27,7 +27,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
-from core import evaluation  # noqa: E402
+from core import results_io  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.errors import run_reporting_errors  # noqa: E402
 
@@ -131,11 +131,11 @@ def main(argv):
             for run, runs in found.items()}
   record['gain'] = {str(s): g for s, g in gains(found).items()}
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  evaluation.write_text_atomically(FLAGS.output + '.md', text)
-  evaluation.write_text_atomically(FLAGS.output + '.json',
+  results_io.write_text_atomically(FLAGS.output + '.md', text)
+  results_io.write_text_atomically(FLAGS.output + '.json',
                                    json.dumps(record, indent=2) + '\n')
   if 'full' in found:
-    evaluation.write_text_atomically(
+    results_io.write_text_atomically(
         FLAGS.output + '_upper_bound.json',
         json.dumps(upper_bound(found['full'], FLAGS.command, date),
                    indent=2) + '\n')

@@ -40,7 +40,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from bench import model_step  # noqa: E402  (defines variants, crop_sizes, ...)
-from core import evaluation  # noqa: E402
+from core import results_io  # noqa: E402
 from datasets import build_synthetic_data  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.errors import run_reporting_errors  # noqa: E402
@@ -231,7 +231,7 @@ def main(argv):
       lines += other
   text = '\n'.join(lines) + '\n'
   if FLAGS.output:
-    evaluation.write_text_atomically(FLAGS.output, text)
+    results_io.write_text_atomically(FLAGS.output, text)
   print(text)
 
 

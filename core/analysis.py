@@ -2,8 +2,8 @@
 
 For every checkpoint of a run, one pass over the evaluation split gives:
 
-* val mIoU, exactly as eval.py computes it (`evaluation.predict` at the input
-  resolution, `evaluation.batch_confusion_matrix`, `evaluation.mean_iou`);
+* val mIoU, exactly as eval.py computes it (`eval_graph.predict` at the input
+  resolution, `metrics.batch_confusion_matrix`, `metrics.mean_iou`);
 * for a PseudoSeg run also, with the model in inference mode on the same
   images: reliability statistics (per confidence bin: pixel count, sum of
   confidence, sum of correct) and the expected calibration error (ECE) of four
@@ -22,7 +22,7 @@ For every checkpoint of a run, one pass over the evaluation split gives:
 All calibration and pseudo-label statistics are computed at the decoder-logit
 resolution (e.g. 49 x 49 for a 193 crop at decoder stride 4), with the labels
 resized nearest-neighbour to that size as training does
-(`monitoring.resize_labels_nearest`); only pixels whose (resized) label is not
+(`resize.labels_nearest_legacy`); only pixels whose (resized) label is not
 the ignore label count, so the eval padding never counts. The confidence bins
 are those of `core/calibration.py`: (b / B, (b + 1) / B], b = 0..B-1.
 
@@ -46,20 +46,24 @@ import time
 
 import numpy as np
 
-from core import evaluation
-from core import monitoring
+from core import checkpoints
+from core import eval_graph
+from core import metrics
+from core import prediction_files
 from core import pseudo_label
 from core import pseudoseg
+from core import results_io
 from deeplab import common
 from deeplab import model
+from deeplab import resize
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 NUM_BINS = 15
 # The distributions whose calibration is measured, in plotting order.
 SOURCES = ('decoder', 'sgc', 'fused', 'sharpened')
 _STATISTICS = ('count', 'sum_confidence', 'sum_correct')
-_CHECKPOINT_INDEX = re.compile(r'^(.*-(\d+))\.index$')
 _EVENTS_PATTERN = 'events.out.tfevents.*'
 
 
@@ -92,11 +96,8 @@ def list_checkpoints(logdir, flag_name):
   if not logdir or not os.path.isdir(logdir):
     raise InputError('--%s %s is not a directory (pass a training logdir)' %
                      (flag_name, logdir))
-  found = []
-  for name in os.listdir(logdir):
-    match = _CHECKPOINT_INDEX.match(name)
-    if match:
-      found.append((int(match.group(2)), os.path.join(logdir, match.group(1))))
+  found = [(step, prefix) for step, prefix in
+           checkpoint_paths.indexed_checkpoints(logdir) if step is not None]
   if not found:
     raise InputError('--%s %s holds no checkpoint (no <prefix>-<step>.index '
                      'file)' % (flag_name, logdir))
@@ -222,11 +223,11 @@ def build_fetches(samples, model_options, num_classes, ignore_label,
   """
   images = samples[common.IMAGE]
   labels = samples[common.LABEL]
-  prediction = evaluation.predict(images, model_options, eval_scales,
+  prediction = eval_graph.predict(images, model_options, eval_scales,
                                   add_flipped_images,
                                   image_pyramid)[common.OUTPUT_TYPE]
   per_batch = {
-      'confusion': evaluation.batch_confusion_matrix(
+      'confusion': metrics.batch_confusion_matrix(
           labels, prediction, num_classes, ignore_label),
       'num_images': tf.shape(images)[0]}
   overlay = {
@@ -257,7 +258,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
       fine_tune_batch_norm=False)[common.OUTPUT_TYPE][
           model.MERGED_LOGITS_SCOPE]
   logits_size = tf.shape(decoder_logits)[1:3]
-  labels = monitoring.resize_labels_nearest(samples[common.LABEL], logits_size)
+  labels = resize.labels_nearest_legacy(samples[common.LABEL], logits_size)
   probs = {'decoder': tf.nn.softmax(decoder_logits)}
   sgc_logits = None
   if pseudo_config.use_attention:
@@ -265,8 +266,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
     with tf.name_scope('sgc_inference'):
       outputs = pseudoseg.attention_branch(
           images, None, valid, pseudo_config, num_classes, is_training=False)
-    sgc_logits = tf.image.resize_bilinear(outputs.logits, logits_size,
-                                          align_corners=True)
+    sgc_logits = resize.bilinear_ac(outputs.logits, logits_size)
     probs['sgc'] = tf.nn.softmax(sgc_logits)
   probs['fused'] = pseudo_label.fuse_probabilities(
       decoder_logits, sgc_logits, pseudo_config.pseudo_src,
@@ -279,7 +279,7 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
       'reliability': tf.stack([
           reliability_statistics(probs[name], labels, ignore_label)
           for name in sources_of(pseudo_config)]),
-      'pseudo_confusion': evaluation.batch_confusion_matrix(
+      'pseudo_confusion': metrics.batch_confusion_matrix(
           labels, pseudo_classes, num_classes, ignore_label),
   }
 
@@ -328,7 +328,7 @@ def _restore(sess, checkpoint):
     InputError: the checkpoint lacks some (e.g. a train_sup.py checkpoint
       analysed as a PseudoSeg run, or other --att_strides/--model_variant).
   """
-  missing = evaluation.restore_variables(sess, checkpoint)
+  missing = checkpoints.restore_variables(sess, checkpoint)
   if missing:
     raise InputError(
         'checkpoint %s lacks %d variable(s) of the analysis graph, e.g. %s: '
@@ -383,7 +383,7 @@ def _cropped(values, index):
   window = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
   row = {key: values[key][index][window]
          for key in ('image', 'label', 'prediction')}
-  row['name'] = evaluation.output_name(values['name'][index], index)
+  row['name'] = prediction_files.output_name(values['name'][index], index)
   return row
 
 
@@ -487,7 +487,7 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
       (compared by `load_cached`).
 
   Returns:
-    `evaluation.results_record` (checkpoint, global_step, miou, per_class_iou,
+    `results_io.results_record` (checkpoint, global_step, miou, per_class_iou,
     num_images, confusion_matrix) plus `run`, `settings` and, for PseudoSeg,
     `reliability` {source: {count, sum_confidence, sum_correct: [NUM_BINS],
     ece}} and `pseudo_label` {pixel_accuracy, miou, confusion_matrix}.
@@ -500,9 +500,9 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
     confusion = totals['pseudo_confusion']
     extra['pseudo_label'] = {
         'pixel_accuracy': pixel_accuracy(confusion),
-        'miou': _finite_or_none(evaluation.mean_iou(confusion)),
+        'miou': _finite_or_none(metrics.mean_iou(confusion)),
         'confusion_matrix': np.asarray(confusion, np.int64).tolist()}
-  return evaluation.results_record(checkpoint, step, totals['confusion'],
+  return results_io.results_record(checkpoint, step, totals['confusion'],
                                    totals['num_images'], **extra)
 
 

@@ -12,6 +12,7 @@ repeated calls in one graph share the variables (AUTO_REUSE).
 """
 import math
 
+from deeplab import resize
 from deeplab.tf_compat import BATCH_NORM_UPDATES, slim, tf
 from utils.errors import InputError
 
@@ -41,8 +42,7 @@ def hypercolumn(end_points, end_point_names, size):
   if missing:
     raise InputError('Hypercolumn end points not found: %s.' % missing)
   resized = [
-      tf.image.resize_bilinear(end_points[name], size, align_corners=True)
-      for name in end_point_names
+      resize.bilinear_ac(end_points[name], size) for name in end_point_names
   ]
   return tf.stop_gradient(tf.concat(resized, axis=3))
 

@@ -232,6 +232,44 @@ def get_dataset_descriptor(dataset_name):
   return DATASETS[dataset_name]
 
 
+# A split checked by `check_split`: its dataset's DatasetDescriptor, its shard
+# files (sorted, at least one) and the number of images the registry records.
+CheckedSplit = collections.namedtuple('CheckedSplit',
+                                      ['descriptor', 'files', 'num_images'])
+
+
+def check_split(dataset_name, split_name, dataset_dir):
+  """Validates a registered dataset, one of its splits and the folder of its
+  tfrecords: the one check of Dataset and of the scripts' flags.
+
+  Returns:
+    CheckedSplit.
+
+  Raises:
+    InputError: unknown dataset or split, dataset_dir unset or not a folder,
+      or no `<split>-NNNNN-of-NNNNN` file in it.
+  """
+  descriptor = get_dataset_descriptor(dataset_name)
+  known_splits = ', '.join(sorted(descriptor.splits_to_sizes))
+  if split_name not in descriptor.splits_to_sizes:
+    raise InputError('Unknown split %r of dataset %r; known splits: %s.' %
+                     (split_name, dataset_name, known_splits))
+  if not dataset_dir:
+    raise InputError('dataset_dir is not set; pass the folder holding the '
+                     '%s tfrecords (--dataset_dir).' % dataset_name)
+  if not tf.io.gfile.isdir(dataset_dir):
+    raise InputError('dataset_dir %r does not exist or is not a folder '
+                     '(--dataset_dir).' % dataset_dir)
+  files = split_files(dataset_dir, split_name)
+  if not files:
+    raise InputError(
+        'No tfrecord files match %s (dataset %r, split %r; known splits: '
+        '%s).' % (os.path.join(dataset_dir, '%s-*' % split_name),
+                  dataset_name, split_name, known_splits))
+  return CheckedSplit(descriptor, files,
+                      descriptor.splits_to_sizes[split_name])
+
+
 def decode_image(content, channels):
   """Decodes JPEG (sniffed by magic bytes) or else PNG to uint8 [h, w, c]."""
   return tf.cond(
@@ -248,7 +286,7 @@ class Dataset(object):
                resize_factor=None, min_scale_factor=1., max_scale_factor=1.,
                scale_factor_step_size=0, model_variant=None, num_readers=1,
                is_training=False, should_shuffle=False, should_repeat=False,
-               with_cls=False, cls_only=False, strong_weak=False,
+               with_cls=False, strong_weak=False,
                output_valid=False, output_original=True, seed=None):
     """Checks the arguments and finds the split's files.
 
@@ -270,8 +308,6 @@ class Dataset(object):
       should_shuffle: shuffle the file order and the examples.
       should_repeat: repeat forever (else one pass).
       with_cls: add `cls_label`, the image-level labels of the output label.
-      cls_only: only image, cls_label and the name/size keys (implies with_cls;
-        the label is used for cls_label and then dropped).
       strong_weak: add the strong view `strong` (training only).
       output_valid: add the `valid` mask.
       output_original: add `original_image` (uint8, eval only).
@@ -280,11 +316,7 @@ class Dataset(object):
     Raises:
       InputError: unknown dataset or split, bad sizes, or no files found.
     """
-    descriptor = get_dataset_descriptor(dataset_name)
-    if split_name not in descriptor.splits_to_sizes:
-      raise InputError('Unknown split %r of dataset %r; known splits: %s.' %
-                       (split_name, dataset_name,
-                        ', '.join(sorted(descriptor.splits_to_sizes))))
+    split = check_split(dataset_name, split_name, dataset_dir)
     crop_size = [int(size) for size in crop_size]
     if len(crop_size) != 2 or min(crop_size) <= 0:
       raise InputError('crop_size must be two positive ints [height, width], '
@@ -293,8 +325,8 @@ class Dataset(object):
       raise InputError('batch_size (%s) and num_readers (%s) must be >= 1.' %
                        (batch_size, num_readers))
     is_test = split_name == common.TEST_SET
-    if is_test and (with_cls or cls_only):
-      raise InputError('The %r split has no labels, so with_cls/cls_only are '
+    if is_test and with_cls:
+      raise InputError('The %r split has no labels, so with_cls is '
                        'not available.' % split_name)
     if strong_weak and not is_training:
       raise InputError('strong_weak (weak/strong views) needs is_training.')
@@ -315,33 +347,15 @@ class Dataset(object):
     self.is_training = is_training
     self.should_shuffle = should_shuffle
     self.should_repeat = should_repeat
-    self.with_cls = with_cls or cls_only
-    self.cls_only = cls_only
+    self.with_cls = with_cls
     self.strong_weak = strong_weak
     self.output_valid = output_valid
     self.output_original = output_original
     self.seed = seed
-    self.num_of_classes = descriptor.num_classes
-    self.ignore_label = descriptor.ignore_label
+    self.num_of_classes = split.descriptor.num_classes
+    self.ignore_label = split.descriptor.ignore_label
     self.decode_label = not is_test
-    self.files = self._get_all_files(descriptor)
-
-  def _get_all_files(self, descriptor):
-    """The sorted shard files of the split (at least one), see split_files."""
-    if not self.dataset_dir:
-      raise InputError('dataset_dir is not set; pass the folder holding the '
-                       '%s tfrecords (--dataset_dir).' % self.dataset_name)
-    if not tf.io.gfile.isdir(self.dataset_dir):
-      raise InputError('dataset_dir %r does not exist or is not a folder.' %
-                       self.dataset_dir)
-    pattern = os.path.join(self.dataset_dir, '%s-*' % self.split_name)
-    files = split_files(self.dataset_dir, self.split_name)
-    if not files:
-      raise InputError(
-          'No tfrecord files match %s (dataset %r, split %r; known splits: '
-          '%s).' % (pattern, self.dataset_name, self.split_name,
-                    ', '.join(sorted(descriptor.splits_to_sizes))))
-    return files
+    self.files = split.files
 
   def _parse_function(self, example_proto):
     """Parses and decodes one serialised Example.
@@ -411,8 +425,6 @@ class Dataset(object):
     if self.with_cls:
       result[common.CLS_LABEL] = preprocess_utils.image_level_labels(
           result[common.LABEL], self.num_of_classes, self.ignore_label)
-    if self.cls_only:
-      del result[common.LABEL]
     return result
 
   def _element_seeds(self):
@@ -420,7 +432,15 @@ class Dataset(object):
     return tf.data.Dataset.random(seed=self.seed).batch(2)
 
   def get_dataset(self):
-    """Builds the batched tf.data.Dataset of sample dicts (see INTERFACES)."""
+    """Builds the batched tf.data.Dataset of sample dicts.
+
+    Keys (N = batch): `image` float32 [N, crop_h, crop_w, 3], `label` int32
+    [N, crop_h, crop_w, 1] (not for the test split), `image_name` string [N],
+    `height`/`width` int64 [N]; with the options also `valid` int32
+    [N, crop_h, crop_w, 1], `strong` float32 [N, crop_h, crop_w, 3],
+    `cls_label` float32 [N, C - 1] and `original_image` uint8 [N, h, w, 3]
+    (zero-padded to the largest image of the batch).
+    """
     autotune = tf.data.experimental.AUTOTUNE
     dataset = tf.data.Dataset.from_tensor_slices(self.files)
     if self.should_shuffle:

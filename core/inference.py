@@ -3,7 +3,7 @@
 One inference graph serves both scripts: uint8 images [N, H, W, 3] of any size
 -> `classes` int32 [N, H, W] and `probabilities` float32 [N, H, W, C] at the
 input size. It is the eval-mode prediction of eval.py / vis.py
-(`evaluation.predict`: one scale, or the softmax averaged over --eval_scales
+(`eval_graph.predict`: one scale, or the softmax averaged over --eval_scales
 and flips) with two differences that make any input size work:
 
 * The model is built without a static crop size (`crop_size=None`), so every
@@ -33,6 +33,7 @@ It loads with TensorFlow alone: `tf.saved_model.load(path)
 .signatures['serving_default'](images=batch)`. `assets.extra/export_info.json`
 records how it was made (dataset, classes, crop, scales, checkpoint).
 """
+import collections
 import json
 import os
 import shutil
@@ -44,11 +45,14 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from core import checkpoints
 from core import data_generator
-from core import evaluation
+from core import eval_graph
+from core import flag_checks
 from deeplab import common
 from deeplab import feature_extractor
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 SIGNATURE_KEY = 'serving_default'
@@ -64,25 +68,10 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 # The inference graph.
 
 
-def num_classes_of(dataset_name):
-  """Number of classes of a registered dataset (InputError if unknown)."""
-  if dataset_name not in data_generator.DATASETS:
-    raise InputError('unknown --dataset %r; known: %s' %
-                     (dataset_name, ', '.join(sorted(data_generator.DATASETS))))
-  return data_generator.DATASETS[dataset_name].num_classes
-
-
 def colormap_of(dataset_name):
   """The colormap vis.py users pick for a dataset (COCO and others: pascal)."""
   return {'cityscapes': 'cityscapes', 'ade20k': 'ade20k'}.get(dataset_name,
                                                               'pascal')
-
-
-def parse_optional_crop_size(values, flag_name):
-  """[h, w] from a list flag, or None when the flag is empty."""
-  if not values:
-    return None
-  return evaluation.parse_crop_size(values, flag_name)
 
 
 def check_inference_options(image_pooling_crop_size, min_resize_value,
@@ -101,6 +90,39 @@ def check_inference_options(image_pooling_crop_size, min_resize_value,
     raise InputError('--min_resize_value/--max_resize_value are not supported '
                      'by export_model.py / predict.py; resize the images '
                      'beforehand and unset them')
+
+
+# What export_model.py and predict.py need to build the inference graph of a
+# checkpoint: crop_size [h, w] or None, eval_scales (floats > 0), num_classes
+# and the checkpoint prefix.
+CheckpointSettings = collections.namedtuple(
+    'CheckpointSettings', ['crop_size', 'eval_scales', 'num_classes',
+                           'checkpoint'])
+
+
+def checkpoint_settings(flag_values, crop_flag):
+  """Checks the flags export_model.py and predict.py share (one rule).
+
+  Args:
+    flag_values: the parsed flags; reads `crop_flag`, eval_scales, dataset,
+      checkpoint_dir, image_pooling_crop_size, min_resize_value and
+      max_resize_value.
+    crop_flag: the name of the script's crop-size flag (empty: no padding).
+
+  Returns:
+    CheckpointSettings.
+  """
+  crop_size = flag_checks.parse_optional_crop_size(
+      getattr(flag_values, crop_flag), crop_flag)
+  scales = flag_checks.check_scales(flag_values.eval_scales)
+  check_inference_options(flag_values.image_pooling_crop_size,
+                          flag_values.min_resize_value,
+                          flag_values.max_resize_value)
+  descriptor = data_generator.get_dataset_descriptor(flag_values.dataset)
+  checkpoint = checkpoint_paths.resolve_checkpoint(flag_values.checkpoint_dir,
+                                                   'checkpoint_dir')
+  return CheckpointSettings(crop_size, scales, descriptor.num_classes,
+                            checkpoint)
 
 
 def _pad_bottom_right(images, crop_size, pad_value):
@@ -136,7 +158,7 @@ def build_inference(images, model_options, eval_scales=(1.0,),
     inputs = _pad_bottom_right(
         inputs, [int(d) for d in crop_size],
         feature_extractor.mean_pixel(model_options.model_variant))
-  predictions = evaluation.predict(
+  predictions = eval_graph.predict(
       inputs, model_options._replace(crop_size=None), list(eval_scales),
       add_flipped_images, image_pyramid)
   classes = predictions[common.OUTPUT_TYPE][:, :height, :width]
@@ -203,7 +225,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
   unless `overwrite`.
 
   Args:
-    checkpoint_path: checkpoint prefix (see evaluation.resolve_checkpoint).
+    checkpoint_path: checkpoint prefix (see checkpoint_paths.resolve_checkpoint).
     export_dir: folder to create.
     model_options: common.ModelOptions of the trained model.
     info: dict of JSON-serialisable facts stored as
@@ -214,7 +236,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
 
   Returns:
     The names of the model variables the checkpoint lacked (kept at their
-    initial values; see evaluation.restore_variables).
+    initial values; see checkpoints.restore_variables).
   """
   check_export_dir(export_dir, overwrite)
   staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(export_dir)),
@@ -230,7 +252,7 @@ def export_saved_model(checkpoint_path, export_dir, model_options, info,
                                   add_flipped_images, crop_size,
                                   image_pyramid)
       with tf.Session() as sess:
-        missing = evaluation.restore_variables(sess, checkpoint_path)
+        missing = checkpoints.restore_variables(sess, checkpoint_path)
         signature = tf.saved_model.signature_def_utils.predict_signature_def(
             inputs={INPUT_KEY: images}, outputs=outputs)
         builder = tf.saved_model.Builder(saved_model_dir)
@@ -275,7 +297,7 @@ class CheckpointPredictor(object):
                                       eval_scales, add_flipped_images,
                                       crop_size, image_pyramid)
       self._session = tf.Session(graph=self._graph)
-      evaluation.restore_variables(self._session, checkpoint_path)
+      checkpoints.restore_variables(self._session, checkpoint_path)
 
   def predict(self, image, key=CLASSES_KEY):
     """Output `key` for one uint8 image [H, W, 3] (batch dimension dropped)."""

@@ -8,14 +8,6 @@ from core import wss_losses
 from deeplab.tf_compat import tf
 
 
-def resize_labels_nearest(labels, size):
-  """Labels [B,H,W,1] int -> [B,h,w] int32 with legacy nearest resizing."""
-  # TF1 legacy nearest; do not fix: changes results (docs/DESIGN.md §Quirks 13)
-  resized = tf.image.resize_nearest_neighbor(
-      labels, size, align_corners=False, half_pixel_centers=False)
-  return tf.cast(tf.squeeze(resized, axis=3), tf.int32)
-
-
 def add_balanced_accuracy(name, labels, predictions, num_classes, ignore_label):
   """Streaming class-balanced pixel accuracy, updated with every train step.
 

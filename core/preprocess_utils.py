@@ -12,12 +12,9 @@ in augmentation is bilinear with antialiasing ("bilinear-AA"), label scaling is
 nearest with align_corners ("nearest-AC"), resize-to-range uses bilinear-AC for
 images.
 """
+from deeplab import resize
 from deeplab.tf_compat import tf
 from utils.errors import InputError
-
-# TF2 image resize (antialias is only available in the v2 API).
-_resize_v2 = tf.compat.v2.image.resize
-
 
 def split_seed(seed, num):
   """Derives `num` independent stateless seeds from `seed`.
@@ -181,10 +178,9 @@ def scale_image_and_label(image, label, scale):
       tf.cast(tf.cast(height, tf.float32) * scale, tf.int32),
       tf.cast(tf.cast(width, tf.float32) * scale, tf.int32)])
   # do not fix: changes results (docs/DESIGN.md §Quirks 13)
-  image = _resize_v2(image, new_size, method='bilinear', antialias=True)
+  image = resize.bilinear_aa(image, new_size)
   if label is not None:
-    label = tf.image.resize_nearest_neighbor(
-        label[tf.newaxis], new_size, align_corners=True)[0]
+    label = resize.nearest_ac(label[tf.newaxis], new_size)[0]
   return image, label
 
 
@@ -237,11 +233,9 @@ def resize_to_range(image, label=None, min_size=None, max_size=None,
   """
   height, width, _ = resolve_shape(image, 3)
   new_size = resize_to_range_size(height, width, min_size, max_size, factor)
-  image = tf.image.resize_bilinear(image[tf.newaxis], new_size,
-                                   align_corners=True)[0]
+  image = resize.bilinear_ac(image[tf.newaxis], new_size)[0]
   if label is not None:
-    label = tf.image.resize_nearest_neighbor(label[tf.newaxis], new_size,
-                                             align_corners=True)[0]
+    label = resize.nearest_ac(label[tf.newaxis], new_size)[0]
   return image, label
 
 

@@ -15,7 +15,7 @@ import os
 
 from absl import logging
 
-from core import evaluation
+from core import checkpoints
 from deeplab import model
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
@@ -65,7 +65,7 @@ def export_model_variables(checkpoint_path, export_prefix, model_options,
                                 is_training=False)
     variables = slim.get_model_variables()
     with tf.Session() as sess:
-      evaluation.restore_variables(sess, checkpoint_path, variables)
+      checkpoints.restore_variables(sess, checkpoint_path, variables)
       directory = os.path.dirname(os.path.abspath(export_prefix))
       os.makedirs(directory, exist_ok=True)
       temporary = os.path.join(directory, '.export-%d' % os.getpid(),

@@ -22,6 +22,7 @@ from core import wss_losses
 from deeplab import common
 from deeplab import feature_extractor
 from deeplab import model
+from deeplab import resize
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 
@@ -53,7 +54,7 @@ AttentionOutputs = collections.namedtuple('AttentionOutputs',
 
 def valid_at(valid, size):
   """Valid mask int [B,H,W,1] -> float [B,h,w] by legacy nearest resizing."""
-  return tf.cast(monitoring.resize_labels_nearest(valid, size), tf.float32)
+  return tf.cast(resize.labels_nearest_legacy(valid, size), tf.float32)
 
 
 def attention_end_points(options):
@@ -115,7 +116,7 @@ def _decoder_logits(images, options, scope):
 
 
 def _resize_to(logits, size):
-  return tf.image.resize_bilinear(logits, size, align_corners=True)
+  return resize.bilinear_ac(logits, size)
 
 
 def build_clone(labeled, unlabeled, options, num_classes, ignore_label,
@@ -213,8 +214,7 @@ def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
              pseudo, valid, num_classes, ignore_label, options):
   """Accuracies, calibration, histograms and images (docs/DESIGN.md §Summary tags)."""
   logits_size = tf.shape(logits_weak)[1:3]
-  labels = monitoring.resize_labels_nearest(unlabeled[common.LABEL],
-                                            logits_size)
+  labels = resize.labels_nearest_legacy(unlabeled[common.LABEL], logits_size)
   pseudo_classes = tf.argmax(pseudo.sharpened, axis=3, output_type=tf.int32)
   strong_classes = tf.argmax(logits_strong, axis=3, output_type=tf.int32)
   accuracy = lambda name, predictions, gt: monitoring.add_balanced_accuracy(

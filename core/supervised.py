@@ -5,6 +5,7 @@ from core import monitoring
 from core import wss_losses
 from deeplab import common
 from deeplab import model
+from deeplab import resize
 from deeplab import train_utils
 from deeplab.tf_compat import tf
 
@@ -71,8 +72,8 @@ def supervised_branch(samples, options, num_classes, ignore_label, monitor):
 
 def _monitor_segmentation(samples, logits, num_classes, ignore_label,
                           with_images):
-  labels = monitoring.resize_labels_nearest(samples[common.LABEL],
-                                            tf.shape(logits)[1:3])
+  labels = resize.labels_nearest_legacy(samples[common.LABEL],
+                                       tf.shape(logits)[1:3])
   predictions = tf.argmax(logits, axis=3, output_type=tf.int32)
   monitoring.add_balanced_accuracy('acc_seg', labels, predictions,
                                    num_classes, ignore_label)

@@ -24,6 +24,7 @@ from absl import flags
 from absl import logging
 
 from core import data_generator
+from core import flag_checks
 from core import model_deploy
 from core import model_flags
 from core import train_flags  # noqa: F401  (defines the flags read here)
@@ -131,30 +132,10 @@ def _start_worker_server():
   return server.target
 
 
-def check_required_flags():
-  """Raises InputError for missing required flags, before anything is written."""
-  for name in ('train_logdir', 'dataset_dir'):
-    if not getattr(FLAGS, name):
-      raise InputError('--%s is required.' % name)
-  if not tf.io.gfile.isdir(FLAGS.dataset_dir):
-    raise InputError('--dataset_dir=%s does not exist.' % FLAGS.dataset_dir)
-
-
-def crop_size_from_flag(values, flag_name):
-  """Parses a 'height,width' list flag into [int, int]."""
-  try:
-    size = [int(v) for v in values]
-  except ValueError:
-    size = []
-  if len(size) != 2 or min(size) < 1:
-    raise InputError('--%s must be two positive integers "height,width", got '
-                     '%r.' % (flag_name, ','.join(values)))
-  return size
-
-
 def model_options(num_classes):
   """ModelOptions of the training graph (crop = --train_crop_size)."""
-  crop_size = crop_size_from_flag(FLAGS.train_crop_size, 'train_crop_size')
+  crop_size = flag_checks.parse_crop_size(FLAGS.train_crop_size,
+                                          'train_crop_size')
   return model_flags.model_options_from_flags(num_classes, crop_size)
 
 
@@ -167,7 +148,8 @@ def training_dataset(split, batch_size, strong_weak=False, output_valid=False,
       split_name=split,
       dataset_dir=FLAGS.dataset_dir,
       batch_size=batch_size,
-      crop_size=crop_size_from_flag(FLAGS.train_crop_size, 'train_crop_size'),
+      crop_size=flag_checks.parse_crop_size(FLAGS.train_crop_size,
+                                            'train_crop_size'),
       min_resize_value=FLAGS.min_resize_value,
       max_resize_value=FLAGS.max_resize_value,
       resize_factor=FLAGS.resize_factor,

@@ -13,6 +13,7 @@ Resizes of features and logits are bilinear with align_corners=True.
 import functools
 
 from deeplab import feature_extractor
+from deeplab import resize
 from deeplab.tf_compat import BATCH_NORM_UPDATES
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
@@ -66,8 +67,7 @@ def scale_dimension(dim, scale):
 
 def _resize_bilinear(images, size, output_dtype=tf.float32):
   """bilinear-AC resize of [N, H, W, C] to `size`, cast to `output_dtype`."""
-  images = tf.image.resize_bilinear(images, size, align_corners=True)
-  return tf.cast(images, dtype=output_dtype)
+  return tf.cast(resize.bilinear_ac(images, size), dtype=output_dtype)
 
 
 def _static_or_none(value):
@@ -551,8 +551,7 @@ def predict_labels(images, model_options, image_pyramid=None):
       predictions[output + '_prob'] = tf.nn.softmax(logits)
     else:
       labels = tf.argmax(logits, 3)[..., tf.newaxis]
-      labels = tf.image.resize_nearest_neighbor(
-          labels, tf.shape(images)[1:3], align_corners=True)
+      labels = resize.nearest_ac(labels, tf.shape(images)[1:3])
       predictions[output] = tf.squeeze(labels, 3)
       predictions[output + '_prob'] = _upsample_to_images(
           tf.nn.softmax(logits), images)

@@ -6,12 +6,13 @@ import numbers
 
 from absl import logging
 
+from deeplab import resize
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
-_LEARNING_POLICIES = ('poly', 'step', 'multi_steps')
-_BURNIN_TYPES = ('none', 'linear')
+_LEARNING_POLICIES = ('poly', 'step')
 # Names of variables never restored from an initial checkpoint (prefix match).
 _NEVER_RESTORED = ('global_step',)
 # At most this many variable names are spelled out in an error message.
@@ -103,11 +104,9 @@ def _weighted_pixel_losses(logits, labels, num_classes, ignore_label,
     total.
   """
   if upsample_logits:
-    logits = tf.image.resize_bilinear(
-        logits, _spatial_size(labels), align_corners=True)
+    logits = resize.bilinear_ac(logits, _spatial_size(labels))
   else:
-    labels = tf.image.resize_nearest_neighbor(
-        labels, _spatial_size(logits), align_corners=True)
+    labels = resize.nearest_ac(labels, _spatial_size(logits))
   weights, not_ignored, labels = _pixel_weights(
       tf.reshape(labels, [-1]), num_classes, ignore_label, loss_weight)
   one_hot = tf.stop_gradient(tf.one_hot(labels, num_classes, dtype=tf.float32))
@@ -224,32 +223,22 @@ def get_model_learning_rate(learning_policy,
                             learning_power,
                             slow_start_step,
                             slow_start_learning_rate,
-                            slow_start_burnin_type='none',
                             decay_steps=0.0,
-                            end_learning_rate=0.0,
-                            boundaries=None,
-                            boundary_learning_rates=None):
+                            end_learning_rate=0.0):
   """The learning rate at the global step (float32 scalar tensor), docs/DESIGN.md §Optimisation.
 
   The schedule runs on t' = max(t - slow_start_step, 0):
     poly: (base - end) * (1 - min(t', D) / D)^power + end, D = decay_steps or
       training_number_of_steps - slow_start_step;
-    step: base * decay_factor^floor(t' / learning_rate_decay_step);
-    multi_steps: base while t' <= boundaries[0], then
-      boundary_learning_rates[i] while boundaries[i] < t' <= boundaries[i+1]
-      (boundaries in t' steps, ascending; tf.train.piecewise_constant).
-  For t < slow_start_step the rate is slow_start_learning_rate ('none'
-  burn-in) or ramps linearly from it to base_learning_rate ('linear').
+    step: base * decay_factor^floor(t' / learning_rate_decay_step).
+  For t < slow_start_step the rate is slow_start_learning_rate.
 
   Raises:
-    InputError: unknown policy / burn-in type or inconsistent step counts.
+    InputError: unknown policy or inconsistent step counts.
   """
   if learning_policy not in _LEARNING_POLICIES:
     raise InputError('Unknown learning_policy %r; expected one of %s'
                      % (learning_policy, ', '.join(_LEARNING_POLICIES)))
-  if slow_start_burnin_type not in _BURNIN_TYPES:
-    raise InputError('Unknown slow_start_burnin_type %r; expected one of %s'
-                     % (slow_start_burnin_type, ', '.join(_BURNIN_TYPES)))
   global_step = tf.train.get_or_create_global_step()
   adjusted_step = tf.maximum(global_step - slow_start_step, 0)
   if learning_policy == 'poly':
@@ -263,44 +252,20 @@ def get_model_learning_rate(learning_policy,
     learning_rate = tf.train.polynomial_decay(
         base_learning_rate, adjusted_step, decay_steps,
         end_learning_rate=end_learning_rate, power=learning_power)
-  elif learning_policy == 'step':
+  else:
     if learning_rate_decay_step <= 0:
       raise InputError('learning_rate_decay_step must be > 0, got %r'
                        % learning_rate_decay_step)
     learning_rate = tf.train.exponential_decay(
         base_learning_rate, adjusted_step, learning_rate_decay_step,
         learning_rate_decay_factor, staircase=True)
-  else:
-    learning_rate = _multi_steps_learning_rate(
-        adjusted_step, base_learning_rate, boundaries, boundary_learning_rates)
   learning_rate = tf.cast(learning_rate, tf.float32)
 
   if slow_start_step <= 0:
     return tf.identity(learning_rate, name='learning_rate')
-  if slow_start_burnin_type == 'linear':
-    progress = tf.cast(global_step, tf.float32) / float(slow_start_step)
-    slow_rate = (slow_start_learning_rate +
-                 (base_learning_rate - slow_start_learning_rate) * progress)
-  else:
-    slow_rate = tf.constant(slow_start_learning_rate, tf.float32)
+  slow_rate = tf.constant(slow_start_learning_rate, tf.float32)
   return tf.where(global_step < slow_start_step, slow_rate, learning_rate,
                   name='learning_rate')
-
-
-def _multi_steps_learning_rate(step, base_learning_rate, boundaries,
-                               boundary_learning_rates):
-  """Piecewise constant rate: base, then the i-th rate past boundaries[i]."""
-  boundaries = list(boundaries or [])
-  rates = list(boundary_learning_rates or [])
-  if not boundaries or len(boundaries) != len(rates):
-    raise InputError('multi_steps needs as many boundary_learning_rates as '
-                     'boundaries (at least one), got %d and %d'
-                     % (len(boundaries), len(rates)))
-  if sorted(boundaries) != boundaries:
-    raise InputError('boundaries must be ascending, got %s' % boundaries)
-  return tf.train.piecewise_constant(
-      step, [int(b) for b in boundaries],
-      [float(base_learning_rate)] + [float(r) for r in rates])
 
 
 def get_model_gradient_multipliers(last_layers, last_layer_gradient_multiplier):
@@ -336,13 +301,13 @@ def get_model_gradient_multipliers(last_layers, last_layer_gradient_multiplier):
 
 
 def _resolve_checkpoint(path):
-  """Checkpoint prefix for a prefix or a directory; InputError if unreadable."""
-  checkpoint = path
-  if tf.gfile.IsDirectory(path):
-    checkpoint = tf.train.latest_checkpoint(path)
-    if checkpoint is None:
-      raise InputError('tf_initial_checkpoint %r is a directory without a '
-                       'checkpoint' % path)
+  """(prefix, {name: shape}) of the checkpoint a prefix or directory names.
+
+  The path rule is the one of every script (utils/checkpoint_paths.py);
+  InputError if the path names no checkpoint or it is unreadable.
+  """
+  checkpoint = checkpoint_paths.resolve_checkpoint(path,
+                                                   'tf_initial_checkpoint')
   try:
     reader = tf.train.load_checkpoint(checkpoint)
   except (tf.errors.OpError, ValueError) as error:

@@ -79,6 +79,15 @@ def test_attributes(format_fixture_dir):
                                         'val-00000-of-00001.tfrecord')]
 
 
+def test_check_split_returns_descriptor_files_and_size(format_fixture_dir):
+  split = data_generator.check_split('pascal_voc_seg', 'val',
+                                     format_fixture_dir)
+  assert split.descriptor is data_generator.DATASETS['pascal_voc_seg']
+  assert split.files == [os.path.join(format_fixture_dir,
+                                      'val-00000-of-00001.tfrecord')]
+  assert split.num_images == 1449
+
+
 def test_unknown_dataset(format_fixture_dir):
   with pytest.raises(InputError,
                      match=r"Unknown dataset 'voc'.*pascal_voc_seg"):
@@ -330,14 +339,6 @@ def test_scaled_training_samples_valid_marks_padding(block_dir):
       np.testing.assert_array_equal(batch[common.CLS_LABEL][i], expected_cls)
   # Scale 0.5 gives 40-row images, padded to the 65 crop.
   assert padded_pixels > 0
-
-
-def test_cls_only(block_dir):
-  dataset = _train_dataset(block_dir, cls_only=True, seed=1)
-  (batch,) = _next_batches(dataset, 1)
-  assert sorted(batch) == sorted([common.IMAGE, common.CLS_LABEL,
-                                  common.IMAGE_NAME, common.HEIGHT,
-                                  common.WIDTH])
 
 
 def test_training_drops_ragged_batch(block_dir):

@@ -1,5 +1,5 @@
-"""Tests of core/evaluation.py (metrics, checkpoints, results files)."""
-import collections
+"""Tests of the evaluation helpers: core/metrics.py, checkpoints.py,
+results_io.py, flag_checks.py, progress.py and prediction_files.py."""
 import itertools
 import json
 import logging
@@ -9,8 +9,14 @@ import os
 import numpy as np
 import pytest
 
-from core import evaluation
+from core import checkpoints
+from core import flag_checks
+from core import metrics
+from core import prediction_files
+from core import progress
+from core import results_io
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils.errors import InputError
 
 # Rows = ground truth, columns = prediction. Class 2 never occurs (excluded
@@ -26,24 +32,24 @@ EXPECTED_MIOU = (5 / 9. + 0.5 + 0.0) / 3
 
 
 def test_per_class_iou_and_mean_iou_match_hand_computation():
-  np.testing.assert_allclose(evaluation.per_class_iou(CONFUSION), EXPECTED_IOU)
-  assert evaluation.mean_iou(CONFUSION) == pytest.approx(EXPECTED_MIOU)
+  np.testing.assert_allclose(metrics.per_class_iou(CONFUSION), EXPECTED_IOU)
+  assert metrics.mean_iou(CONFUSION) == pytest.approx(EXPECTED_MIOU)
 
 
 def test_summary_class_iou_is_nan_for_classes_absent_from_ground_truth():
-  np.testing.assert_allclose(evaluation.summary_class_iou(CONFUSION),
+  np.testing.assert_allclose(metrics.summary_class_iou(CONFUSION),
                              [5 / 9., 0.5, float('nan'), float('nan')])
 
 
 def test_mean_iou_of_empty_matrix_is_nan():
-  assert math.isnan(evaluation.mean_iou(np.zeros([3, 3], np.int64)))
+  assert math.isnan(metrics.mean_iou(np.zeros([3, 3], np.int64)))
 
 
 def test_batch_confusion_matrix_ignores_255():
   labels = np.array([[[0, 1, 255], [2, 2, 1]]], np.int32)[..., None]
   predictions = np.array([[[0, 2, 1], [2, 0, 1]]], np.int64)
   with tf.Graph().as_default(), tf.Session() as sess:
-    confusion = sess.run(evaluation.batch_confusion_matrix(
+    confusion = sess.run(metrics.batch_confusion_matrix(
         tf.constant(labels), tf.constant(predictions), 3, 255))
   # Pairs (gt, pred): (0,0) (1,2) (2,2) (2,0) (1,1); (255, 1) is dropped.
   np.testing.assert_array_equal(confusion, [[1, 0, 0], [0, 1, 1], [1, 0, 1]])
@@ -54,12 +60,12 @@ def test_invalid_labels_are_counted_and_left_out_of_the_matrix():
   predictions = np.array([[1, 0, 2, 1, 0, 2]], np.int64)
   with tf.Graph().as_default(), tf.Session() as sess:
     confusion, invalid = sess.run([
-        evaluation.batch_confusion_matrix(labels, predictions, 3, 255),
-        evaluation.invalid_label_count(labels, 3, 255)])
+        metrics.batch_confusion_matrix(labels, predictions, 3, 255),
+        metrics.invalid_label_count(labels, 3, 255)])
     # ADE20K-style: 0 is the ignore label although it lies in 0..C-1.
     ade_confusion, ade_invalid = sess.run([
-        evaluation.batch_confusion_matrix(labels, predictions, 3, 0),
-        evaluation.invalid_label_count(labels, 3, 0)])
+        metrics.batch_confusion_matrix(labels, predictions, 3, 0),
+        metrics.invalid_label_count(labels, 3, 0)])
   np.testing.assert_array_equal(confusion, [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
   assert invalid == 2  # 3 and 7 (>= C), not 255
   np.testing.assert_array_equal(ade_confusion,
@@ -71,23 +77,23 @@ def test_multilabel_counts_and_classification_metrics():
   logits = np.array([[2.0, -1.0], [0.0, -3.0]], np.float32)
   labels = np.array([[1, 1], [0, 1]], np.float32)
   with tf.Graph().as_default(), tf.Session() as sess:
-    counts = sess.run(evaluation.multilabel_counts(tf.constant(logits),
-                                                   tf.constant(labels)))
+    counts = sess.run(metrics.multilabel_counts(tf.constant(logits),
+                                                tf.constant(labels)))
   # Predicted (sigmoid >= 0.5): [[1, 0], [1, 0]] (sigmoid(0) = 0.5 counts).
   np.testing.assert_array_equal(counts, [1, 1, 2, 0])
-  metrics = evaluation.classification_metrics(counts)
-  assert metrics == pytest.approx(
+  values = metrics.classification_metrics(counts)
+  assert values == pytest.approx(
       {'accuracy': 0.25, 'precision': 0.5, 'recall': 1 / 3.})
-  assert evaluation.classification_metrics([0, 0, 0, 3]) == {
+  assert metrics.classification_metrics([0, 0, 0, 3]) == {
       'accuracy': 1.0, 'precision': 0.0, 'recall': 0.0}
 
 
 def test_results_json_content_and_atomic_write(tmp_path):
-  record = evaluation.results_record(
+  record = results_io.results_record(
       '/ckpt/model.ckpt-42', 42, CONFUSION, 7,
       classification={'accuracy': 0.25, 'precision': 0.5, 'recall': 0.1},
       dataset='synthetic')
-  path = evaluation.write_results(str(tmp_path), record)
+  path = results_io.write_results(str(tmp_path), record)
   assert path == str(tmp_path / 'results-42.json')
   assert sorted(os.listdir(tmp_path)) == ['results-42.json', 'results.json']
   with open(path) as stream:
@@ -105,7 +111,7 @@ def test_results_json_content_and_atomic_write(tmp_path):
   assert loaded['cls_accuracy'] == 0.25
   assert loaded['dataset'] == 'synthetic'
   # A later checkpoint replaces results.json and keeps results-42.json.
-  evaluation.write_results(str(tmp_path), evaluation.results_record(
+  results_io.write_results(str(tmp_path), results_io.results_record(
       '/ckpt/model.ckpt-50', 50, CONFUSION, 7))
   assert sorted(os.listdir(tmp_path)) == [
       'results-42.json', 'results-50.json', 'results.json']
@@ -117,7 +123,7 @@ def test_write_json_atomically_leaves_nothing_on_failure(tmp_path):
   target = tmp_path / 'out.json'
   target.write_text('old')
   with pytest.raises(ValueError):
-    evaluation.write_json_atomically(str(target), {'x': float('nan')})
+    results_io.write_json_atomically(str(target), {'x': float('nan')})
   assert os.listdir(tmp_path) == ['out.json']
   assert target.read_text() == 'old'
 
@@ -140,25 +146,26 @@ def _save_checkpoint(directory, step, values, with_global_step=False):
 def test_resolve_checkpoint_directory_prefix_and_files(tmp_path):
   directory = str(tmp_path)
   with pytest.raises(InputError, match='holds no checkpoint'):
-    evaluation.resolve_checkpoint(directory)
+    checkpoint_paths.resolve_checkpoint(directory, 'c')
   first = _save_checkpoint(directory, 5, {'a': np.float32(1)})
   latest = _save_checkpoint(directory, 12, {'a': np.float32(2)})
-  assert evaluation.resolve_checkpoint(directory) == latest
-  assert evaluation.resolve_checkpoint(first) == first
-  assert evaluation.resolve_checkpoint(first + '.index') == first
+  assert checkpoint_paths.resolve_checkpoint(directory, 'c') == latest
+  assert checkpoint_paths.resolve_checkpoint(first, 'c') == first
+  assert checkpoint_paths.resolve_checkpoint(first + '.index', 'c') == first
   with pytest.raises(InputError, match='neither a directory nor'):
-    evaluation.resolve_checkpoint(os.path.join(directory, 'model.ckpt-7'))
+    checkpoint_paths.resolve_checkpoint(
+        os.path.join(directory, 'model.ckpt-7'), 'c')
   # Without the `checkpoint` state file the highest step is chosen.
   os.remove(os.path.join(directory, 'checkpoint'))
-  assert evaluation.resolve_checkpoint(directory) == latest
+  assert checkpoint_paths.resolve_checkpoint(directory, 'c') == latest
 
 
 def test_checkpoint_global_step(tmp_path):
   with_step = _save_checkpoint(str(tmp_path / 'a'), 3, {'a': np.float32(1)},
                                with_global_step=True)
-  assert evaluation.checkpoint_global_step(with_step) == 1003
+  assert checkpoints.checkpoint_global_step(with_step) == 1003
   without = _save_checkpoint(str(tmp_path / 'b'), 9, {'a': np.float32(1)})
-  assert evaluation.checkpoint_global_step(without) == 9
+  assert checkpoints.checkpoint_global_step(without) == 9
 
 
 def test_restore_skips_missing_variables_with_a_warning(tmp_path, caplog):
@@ -167,7 +174,7 @@ def test_restore_skips_missing_variables_with_a_warning(tmp_path, caplog):
     a = tf.Variable(np.float32([0, 0]), name='a')
     b = tf.Variable(np.float32(7), name='b')
     with tf.Session() as sess, caplog.at_level(logging.WARNING):
-      missing = evaluation.restore_variables(sess, path)
+      missing = checkpoints.restore_variables(sess, path)
       np.testing.assert_array_equal(sess.run(a), [1, 2])
       assert sess.run(b) == 7
   assert missing == ['b']
@@ -179,11 +186,11 @@ def test_restore_rejects_shape_mismatch_and_foreign_checkpoints(tmp_path):
   with tf.Graph().as_default():
     tf.Variable(np.float32([0, 0, 0]), name='a')
     with tf.Session() as sess, pytest.raises(InputError, match='shape'):
-      evaluation.restore_variables(sess, path)
+      checkpoints.restore_variables(sess, path)
   with tf.Graph().as_default():
     tf.Variable(np.float32(0), name='other')
     with tf.Session() as sess, pytest.raises(InputError, match='none of'):
-      evaluation.restore_variables(sess, path)
+      checkpoints.restore_variables(sess, path)
 
 
 class _FakeTime(object):
@@ -204,7 +211,7 @@ class _FakeTime(object):
 def test_checkpoints_to_evaluate_yields_latest_then_new_ones(tmp_path):
   answers = iter(['c1', 'c1', None, 'c2', 'c2', 'c3'])
   fake = _FakeTime()
-  iterator = evaluation.checkpoints_to_evaluate(
+  iterator = checkpoints.checkpoints_to_evaluate(
       str(tmp_path), 10, 0, find_latest=lambda d: next(answers),
       sleep=fake.sleep, clock=fake.clock)
   assert list(itertools.islice(iterator, 3)) == ['c1', 'c2', 'c3']
@@ -216,7 +223,7 @@ def test_checkpoints_to_evaluate_stops_after_max(tmp_path):
   # The first answer is the up-front check that a checkpoint exists.
   answers = iter(['c1', 'c1', 'c1', 'c2', 'c3'])
   fake = _FakeTime()
-  found = list(evaluation.checkpoints_to_evaluate(
+  found = list(checkpoints.checkpoints_to_evaluate(
       str(tmp_path), 0, 2, find_latest=lambda d: next(answers),
       sleep=fake.sleep, clock=fake.clock))
   assert found == ['c1', 'c2']
@@ -225,89 +232,63 @@ def test_checkpoints_to_evaluate_stops_after_max(tmp_path):
 
 def test_checkpoints_to_evaluate_bounded_run_fails_without_checkpoint(tmp_path):
   with pytest.raises(InputError, match='holds no checkpoint'):
-    next(evaluation.checkpoints_to_evaluate(str(tmp_path), 1, 1))
+    next(checkpoints.checkpoints_to_evaluate(str(tmp_path), 1, 1))
   with pytest.raises(InputError, match='neither a directory'):
-    next(evaluation.checkpoints_to_evaluate(str(tmp_path / 'nope'), 1, 1))
+    next(checkpoints.checkpoints_to_evaluate(str(tmp_path / 'nope'), 1, 1))
 
 
 def test_checkpoints_to_evaluate_prefix_is_evaluated_once(tmp_path):
   path = _save_checkpoint(str(tmp_path), 4, {'a': np.float32(1)})
-  assert list(evaluation.checkpoints_to_evaluate(path, 1, 0)) == [path]
+  assert list(checkpoints.checkpoints_to_evaluate(path, 1, 0)) == [path]
 
 
 def test_flag_helpers():
-  assert evaluation.parse_crop_size(['513', '641'], 'c') == [513, 641]
+  assert flag_checks.parse_crop_size(['513', '641'], 'c') == [513, 641]
   for bad in (['513'], ['a', 'b'], ['0', '5'], None):
     with pytest.raises(InputError, match='--c must be two positive'):
-      evaluation.parse_crop_size(bad, 'c')
-  assert evaluation.check_scales([0.5, 1]) == [0.5, 1.0]
+      flag_checks.parse_crop_size(bad, 'c')
+  assert flag_checks.check_scales([0.5, 1]) == [0.5, 1.0]
   with pytest.raises(InputError):
-    evaluation.check_scales([0.0])
+    flag_checks.check_scales([0.0])
   with pytest.raises(InputError, match='--x must be >= 1'):
-    evaluation.check_positive(0, 'x')
+    flag_checks.check_positive(0, 'x')
 
 
-def test_require_flags_names_every_missing_flag():
-  Flag = collections.namedtuple('Flag', 'value')
-  values = {'a': Flag(None), 'b': Flag('x'), 'c': Flag('')}
-  with pytest.raises(InputError, match=r'--a, --c$'):
-    evaluation.require_flags(values, ['a', 'b', 'c'])
-  evaluation.require_flags(values, ['b'])
-
-
-def test_check_dataset_split(tmp_path):
-  Descriptor = collections.namedtuple('Descriptor', 'splits_to_sizes')
-  registry = {'toy': Descriptor({'val': 3, 'train': 10})}
-  (tmp_path / 'val-00000-of-00001.tfrecord').write_bytes(b'')
-  assert evaluation.check_dataset_split(registry, 'toy', 'val',
-                                        str(tmp_path)) == 3
-  with pytest.raises(InputError, match="unknown --dataset 'nope'"):
-    evaluation.check_dataset_split(registry, 'nope', 'val', str(tmp_path))
-  with pytest.raises(InputError, match="unknown split 'tset'.*train, val"):
-    evaluation.check_dataset_split(registry, 'toy', 'tset', str(tmp_path))
-  with pytest.raises(InputError, match='no tfrecord files train-'):
-    evaluation.check_dataset_split(registry, 'toy', 'train', str(tmp_path))
-  with pytest.raises(InputError, match='not a directory'):
-    evaluation.check_dataset_split(registry, 'toy', 'val', str(tmp_path / 'x'))
+def test_optional_crop_size_and_output_dir(tmp_path):
+  assert flag_checks.parse_optional_crop_size([], 'c') is None
+  assert flag_checks.parse_optional_crop_size(['3', '4'], 'c') == [3, 4]
+  with pytest.raises(InputError, match='--c must be two positive'):
+    flag_checks.parse_optional_crop_size(['3'], 'c')
+  flag_checks.check_output_dir(str(tmp_path), 'out')
+  flag_checks.check_output_dir(str(tmp_path / 'new'), 'out')
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(InputError, match='--out .*file exists and is not a dir'):
+    flag_checks.check_output_dir(str(tmp_path / 'file'), 'out')
 
 
 def test_progress_logger_logs_every_n_images_and_at_the_end(caplog):
-  progress = evaluation.ProgressLogger(total=9, every=3)
+  logger = progress.ProgressLogger(total=9, every=3)
   with caplog.at_level(logging.INFO):
     for count in (1, 1, 2, 1, 2):
-      progress.add(count)
-    progress.finish()
+      logger.add(count)
+    logger.finish()
   lines = [r.getMessage().split(' (')[0] for r in caplog.records]
   assert lines == ['4/9 images', '7/9 images', 'Done: 7/9 images']
-  assert progress.done == 7
+  assert logger.done == 7
 
 
 def test_output_name_is_a_decoded_basename():
-  assert evaluation.output_name(b'2007_000033', 0) == '2007_000033'
-  assert evaluation.output_name(b'train2017/000000177254', 0) == '000000177254'
-  assert evaluation.output_name('dir/pic.JPG', 0) == 'pic'
-  assert evaluation.output_name(b'a.b', 0) == 'a.b'
-  assert evaluation.output_name(b'', 7) == '000007'
+  assert prediction_files.output_name(b'2007_000033', 0) == '2007_000033'
+  assert prediction_files.output_name(b'train2017/000000177254',
+                                     0) == '000000177254'
+  assert prediction_files.output_name('dir/pic.JPG', 0) == 'pic'
+  assert prediction_files.output_name(b'a.b', 0) == 'a.b'
+  assert prediction_files.output_name(b'', 7) == '000007'
 
 
 def test_convert_train_id_to_eval_id():
   prediction = np.array([[0, 18], [5, 255]], np.uint8)
-  converted = evaluation.convert_train_id_to_eval_id(
-      prediction, evaluation.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
+  converted = prediction_files.convert_train_id_to_eval_id(
+      prediction, prediction_files.CITYSCAPES_TRAIN_ID_TO_EVAL_ID)
   np.testing.assert_array_equal(converted, [[7, 33], [17, 255]])
   assert converted.dtype == np.uint8
-
-
-def test_resize_nearest_align_corners_matches_tensorflow():
-  np.testing.assert_array_equal(
-      evaluation.resize_nearest_align_corners(np.array([[0, 1, 2]]), 1, 5),
-      [[0, 1, 1, 2, 2]])
-  label = np.random.RandomState(0).randint(0, 21, size=(7, 11))
-  sizes = [(13, 5), (7, 11), (3, 20), (1, 1)]
-  with tf.Graph().as_default(), tf.Session() as sess:
-    for height, width in sizes:
-      expected = sess.run(tf.image.resize_nearest_neighbor(
-          label[None, :, :, None], [height, width], align_corners=True))
-      np.testing.assert_array_equal(
-          evaluation.resize_nearest_align_corners(label, height, width),
-          expected[0, :, :, 0])

@@ -5,7 +5,7 @@ with a logits layer chosen so that the class map has several classes) is
 exported by export_model.py (its main, in-process) with --eval_scales=0.75 and
 --add_flipped_images. The reference
 is eval.py's computation written out here: the image padded bottom/right with
-the mean pixel to a static crop, `evaluation.predict` with a crop-sized model,
+the mean pixel to a static crop, `eval_graph.predict` with a crop-sized model,
 the result cropped back. The SavedModel, loaded with plain TensorFlow in a
 fresh process that cannot import this repository, must give the same class
 map (0 differing pixels) on an image that fits the crop and on one larger than
@@ -23,7 +23,8 @@ from PIL import Image
 
 import export_model
 import predict
-from core import evaluation
+from core import checkpoints
+from core import eval_graph
 from core import inference
 from core import input_preprocess
 from core import preprocess_utils
@@ -118,12 +119,12 @@ def _eval_py_predictions(checkpoint, images):
           input_preprocess.MEAN_PIXEL)
       padded = tf.reshape(padded, [1] + crop + [3])
       with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
-        predictions = evaluation.predict(padded, _options(crop), SCALES, True)
+        predictions = eval_graph.predict(padded, _options(crop), SCALES, True)
       fetches[name] = (
           predictions[common.OUTPUT_TYPE][0, :height, :width],
           predictions[common.OUTPUT_TYPE + '_prob'][0, :height, :width])
     with tf.Session() as sess:
-      evaluation.restore_variables(sess, checkpoint)
+      checkpoints.restore_variables(sess, checkpoint)
       return sess.run(fetches)
 
 

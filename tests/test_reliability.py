@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
+from core import checkpoints
 from core import data_generator
 from core import model_deploy
-from core import evaluation
+from core import results_io
 from core import training
 from datasets import build_data
 from deeplab import common
@@ -142,7 +143,7 @@ def test_watcher_skips_a_checkpoint_rotated_away_and_goes_on(tmp_path, caplog):
   _save_steps(tmp_path, [1])
   skipped, evaluated = set(), []
   clock = [0.0]
-  watcher = evaluation.checkpoints_to_evaluate(
+  watcher = checkpoints.checkpoints_to_evaluate(
       str(tmp_path), 1, 1, sleep=lambda s: clock.__setitem__(0, clock[0] + s),
       clock=lambda: clock[0], skipped=skipped)
   for path in watcher:
@@ -152,8 +153,8 @@ def test_watcher_skips_a_checkpoint_rotated_away_and_goes_on(tmp_path, caplog):
       for name in glob.glob(path + '.*'):
         os.remove(name)
     try:
-      snapshot = evaluation.snapshot_checkpoint(path, settle_secs=0)
-    except evaluation.CheckpointVanished as vanished:
+      snapshot = checkpoints.snapshot_checkpoint(path, settle_secs=0)
+    except checkpoints.CheckpointVanished as vanished:
       logging.warning('%s', vanished)
       skipped.add(path)
       continue
@@ -167,12 +168,12 @@ def test_watcher_skips_a_checkpoint_rotated_away_and_goes_on(tmp_path, caplog):
 def test_snapshot_holds_step_and_weights_once_the_files_are_gone(tmp_path):
   _save_steps(tmp_path, [5], value=3.0)
   prefix = str(tmp_path / 'model.ckpt-5')
-  snapshot = evaluation.snapshot_checkpoint(prefix)
+  snapshot = checkpoints.snapshot_checkpoint(prefix)
   for name in glob.glob(prefix + '.*'):
     os.remove(name)  # rotated away before the model was even built
   graph, variable = _restore_graph()
   with graph.as_default(), tf.Session() as sess:
-    assert evaluation.restore_snapshot(sess, snapshot, [variable]) == []
+    assert checkpoints.restore_snapshot(sess, snapshot, [variable]) == []
     np.testing.assert_array_equal(sess.run(variable), [3.0, 3.0])
   assert snapshot.global_step == 5
 
@@ -203,10 +204,10 @@ def test_restore_refuses_a_non_finite_checkpoint(tmp_path):
              r'training diverged')
   with graph.as_default(), tf.Session() as sess:
     with pytest.raises(InputError, match=message):  # vis.py's path
-      evaluation.restore_variables(sess, prefix, [variable])
+      checkpoints.restore_variables(sess, prefix, [variable])
     with pytest.raises(InputError, match=message):  # eval.py's path
-      evaluation.restore_snapshot(sess, evaluation.snapshot_checkpoint(prefix),
-                                  [variable])
+      checkpoints.restore_snapshot(
+          sess, checkpoints.snapshot_checkpoint(prefix), [variable])
 
 
 def test_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
@@ -281,8 +282,7 @@ def test_reader_ignores_a_leftover_temporary_and_builder_removes_it(tmp_path):
   dataset = data_generator.Dataset('coco', 'val', out, 1, [9, 9])
   assert [os.path.basename(f) for f in dataset.files] == [
       'val-00000-of-00001.tfrecord']
-  assert evaluation.check_dataset_split(data_generator.DATASETS, 'coco', 'val',
-                                        out) == 5000
+  assert data_generator.check_split('coco', 'val', out).num_images == 5000
   build_data.write_split(out, 'val', _examples(2), 2, num_shards=1)
   assert sorted(os.listdir(out)) == ['val-00000-of-00001.tfrecord']
 
@@ -457,7 +457,7 @@ def test_summary_tags_carry_no_suffix(trained_logdir):
 def test_results_json_is_world_readable(tmp_path):
   old = os.umask(0o022)
   try:
-    path = evaluation.write_results(str(tmp_path), {
+    path = results_io.write_results(str(tmp_path), {
         'checkpoint': 'x/model.ckpt-3', 'global_step': 3})
   finally:
     os.umask(old)

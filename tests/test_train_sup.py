@@ -117,8 +117,10 @@ def _listing(directory):
 
 
 @pytest.mark.parametrize('flags_to_drop, extra, message', [
-    ('--train_logdir', [], '--train_logdir is required'),
-    ('--dataset_dir', [], '--dataset_dir is required'),
+    ('--train_logdir', [], 'Flag --train_logdir must have a value other than '
+     'None.'),
+    ('--dataset_dir', [], 'Flag --dataset_dir must have a value other than '
+     'None.'),
     (None, ['--train_split=no_such_split'], 'no_such_split'),
     (None, ['--num_clones=3', '--train_batch_size=4'],
      'must be a positive multiple of --num_clones=3'),

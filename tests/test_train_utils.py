@@ -195,26 +195,11 @@ def test_step_learning_rate():
   np.testing.assert_allclose(rates, expected, rtol=1e-5)
 
 
-def test_linear_burnin_and_multi_steps():
-  rates = _learning_rates(
-      [0, 5, 10, 20, 21, 31], learning_policy='multi_steps',
-      base_learning_rate=0.01, slow_start_step=10,
-      slow_start_learning_rate=0.0, slow_start_burnin_type='linear',
-      boundaries=[10, 20], boundary_learning_rates=[0.005, 0.001],
-      **_SCHEDULE)
-  np.testing.assert_allclose(
-      rates, [0.0, 0.005, 0.01, 0.01, 0.005, 0.001], rtol=1e-5)
-
-
 def test_unknown_learning_policy():
   with pytest.raises(InputError, match='cosine'):
     _learning_rates([0], learning_policy='cosine', base_learning_rate=0.01,
                     slow_start_step=0, slow_start_learning_rate=1e-4,
                     **_SCHEDULE)
-  with pytest.raises(InputError, match='burnin'):
-    _learning_rates([0], learning_policy='poly', base_learning_rate=0.01,
-                    slow_start_step=0, slow_start_learning_rate=1e-4,
-                    slow_start_burnin_type='cubic', **_SCHEDULE)
 
 
 def test_gradient_multipliers():

@@ -14,13 +14,6 @@ def test_batch_must_divide_by_clones():
   assert training.clone_batch_size(8, 2) == 4
 
 
-def test_crop_size_flag_is_checked():
-  assert training.crop_size_from_flag(['65', '97'], 'train_crop_size') == [65,
-                                                                          97]
-  with pytest.raises(InputError, match='train_crop_size'):
-    training.crop_size_from_flag(['65'], 'train_crop_size')
-
-
 def test_accumulation_divides_the_batch_further():
   assert training.clone_batch_size(64, 4, 4) == 4
   with pytest.raises(InputError, match=r'--train_batch_size=64 must be a '

@@ -1,0 +1,48 @@
+"""The eval-mode input and prediction shared by eval.py, vis.py, analyze.py
+and the inference graph of export_model.py / predict.py."""
+from core import data_generator
+from deeplab import model
+
+
+def predict(images, model_options, eval_scales, add_flipped_images,
+            image_pyramid=None):
+  """Predicted classes {'semantic': int [N,H,W]}: single scale, or the average
+  of the softmax over `eval_scales` (and left-right flips) otherwise."""
+  if list(eval_scales) == [1.0] and not add_flipped_images:
+    return model.predict_labels(images, model_options,
+                                image_pyramid=image_pyramid)
+  return model.predict_labels_multi_scale(
+      images, model_options, eval_scales=eval_scales,
+      add_flipped_images=add_flipped_images)
+
+
+def eval_dataset(flag_values, split, batch_size, crop_size, num_readers,
+                 with_cls=False, output_original=False, output_valid=False):
+  """One un-shuffled pass over `split`, padded to crop_size.
+
+  Args:
+    flag_values: the parsed flags (or any object with the same attributes);
+      reads dataset, dataset_dir, min_resize_value, max_resize_value,
+      resize_factor and model_variant, shared by eval.py, vis.py and
+      analyze.py.
+    split: split name.
+    batch_size: images per batch.
+    crop_size: [height, width] every image is padded to.
+    num_readers: files read in parallel.
+    with_cls: add the image-level labels `cls_label`.
+    output_original: add `original_image` (uint8, before resizing).
+    output_valid: add the `valid` mask of the image area.
+
+  Returns:
+    data_generator.Dataset.
+  """
+  config = flag_values
+  return data_generator.Dataset(
+      dataset_name=config.dataset, split_name=split,
+      dataset_dir=config.dataset_dir, batch_size=batch_size,
+      crop_size=crop_size, min_resize_value=config.min_resize_value,
+      max_resize_value=config.max_resize_value,
+      resize_factor=config.resize_factor, model_variant=config.model_variant,
+      num_readers=num_readers, is_training=False, should_shuffle=False,
+      should_repeat=False, with_cls=with_cls, output_original=output_original,
+      output_valid=output_valid)
