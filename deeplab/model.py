@@ -162,7 +162,8 @@ def centre_tap_depthwise_conv2d(inputs, kernel_size, weights_initializer=None,
     kernel_size: odd int k.
     weights_initializer, weights_regularizer, normalizer_fn, activation_fn,
       reuse, scope: as slim.separable_conv2d (normalizer without params).
-    padding, stride: must be 'SAME' and 1 (what the shortcut assumes).
+    padding, stride: must be 'SAME' and 1 (what the shortcut assumes);
+      normalizer_fn must be set (without one slim adds biases).
 
   Returns:
     float32 [N, H, W, C].
@@ -170,6 +171,9 @@ def centre_tap_depthwise_conv2d(inputs, kernel_size, weights_initializer=None,
   if padding != 'SAME' or stride != 1:
     raise ValueError('centre_tap_depthwise_conv2d needs SAME padding and '
                      'stride 1, got %s and %s.' % (padding, stride))
+  if normalizer_fn is None:
+    raise ValueError('centre_tap_depthwise_conv2d needs a normalizer_fn '
+                     '(slim would add biases without one).')
   with tf.variable_scope(scope, 'SeparableConv2d', [inputs], reuse=reuse):
     weights = slim.model_variable(
         'depthwise_weights', shape=[kernel_size, kernel_size,
@@ -177,8 +181,7 @@ def centre_tap_depthwise_conv2d(inputs, kernel_size, weights_initializer=None,
         initializer=weights_initializer, regularizer=weights_regularizer)
     centre = (kernel_size - 1) // 2
     outputs = inputs * weights[centre, centre, :, 0]
-    if normalizer_fn is not None:
-      outputs = normalizer_fn(outputs)
+    outputs = normalizer_fn(outputs)
     if activation_fn is not None:
       outputs = activation_fn(outputs)
   return outputs
