@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 from conftest import run_script
 from deeplab.tf_compat import tf
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 LIGHT_RUN = ['--model_variant=mobilenet_v2', '--output_stride=16',
              '--dataset=synthetic', '--train_crop_size=33,33',
@@ -110,10 +110,12 @@ def test_sync_replicas_aggregate_and_the_chief_checkpoint_evaluates(
 def test_async_replicas_apply_each_gradient(synthetic_dir, tmp_path):
   logdir = tmp_path / 'async'
   logs = _launch(synthetic_dir, logdir)
-  # Each run of either worker is one update: the chief's runs alone reach
-  # the last step, or the other worker's runs count too.
-  chief_runs = len(STEP_LINE.findall(logs['worker0'])) + 1
+  # Each run of either worker is one update, applied without waiting for
+  # the other: global_step counts the runs of both (a worker's first run is
+  # not logged), however the load splits them.
+  runs = {name: len(STEP_LINE.findall(logs[name])) + 1
+          for name in ('worker0', 'worker1')}
   finished = [int(FINISHED.search(logs[name]).group(1))
               for name in ('worker0', 'worker1')]
   assert min(finished) >= 4
-  assert chief_runs <= _global_step(logdir) <= chief_runs + 2
+  assert max(runs.values()) <= _global_step(logdir) <= sum(runs.values())

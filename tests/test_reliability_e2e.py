@@ -44,6 +44,7 @@ def _stop(process):
   return out, err, process.returncode
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_eval_watcher_survives_checkpoint_rotation(synthetic_dir, tmp_path):
   logdir, eval_logdir = tmp_path / 'train', tmp_path / 'eval'

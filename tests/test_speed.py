@@ -10,6 +10,7 @@ feature map (crop 33: 3 x 3 features at output stride 16).
 import numpy as np
 import pytest
 
+from core import model_deploy
 from core import training
 from deeplab import common
 from deeplab import model
@@ -167,7 +168,8 @@ def test_progress_hook_fetches_console_scalars_only_on_logged_steps(caplog):
     tf.add_to_collection(training.CONSOLE_SCALARS, scalar)
     with tf.control_dependencies([global_step.assign_add(1)]):
       loss = tf.constant(0.5)
-    train_op = training.TrainOp(loss, loss, global_step.read_value())
+    train_op = model_deploy.TrainOp(loss, loss, global_step.read_value(),
+                                    micro_steps=(), hooks=[])
     hook = training.ProgressHook(train_op, tf.constant(0.1), last_step=7,
                                  images_per_step=2, every_n=3)
     with caplog.at_level('INFO'), tf.train.MonitoredSession(

@@ -78,6 +78,7 @@ def _reference_variables():
   return {name: [int(d) for d in shape.split(',')] for name, shape in rows}
 
 
+@pytest.mark.slow
 def test_two_clones_xception_checkpoint_has_deeplab_names(synthetic_dir,
                                                           tmp_path):
   process = run_script(
@@ -161,6 +162,7 @@ def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path):
   assert np.isfinite(reader.get_tensor('MobilenetV2/Conv/weights')).all()
 
 
+@pytest.mark.slow
 def test_overfitting_a_few_images_drives_loss_down_and_miou_up(synthetic_dir,
                                                                tmp_path):
   """250 steps on the 3 images of the tiny 16_clean_3 split, then eval them."""
@@ -188,6 +190,7 @@ def test_overfitting_a_few_images_drives_loss_down_and_miou_up(synthetic_dir,
   assert result['miou'] > 0.35
 
 
+@pytest.mark.slow
 def test_parameter_server_run_with_the_project_servers(synthetic_dir, tmp_path):
   """1 ps + 1 worker on 127.0.0.1 (utils/run_server.py), train_sup as task 0."""
   import socket

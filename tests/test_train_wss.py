@@ -47,6 +47,7 @@ def _summary_tags(logdir):
   return tags
 
 
+@pytest.mark.slow
 def test_xception_checkpoint_adds_exactly_the_pseudoseg_variables(
     synthetic_dir, tmp_path):
   process = _wss(synthetic_dir, tmp_path, '--model_variant=xception_65',
@@ -78,6 +79,7 @@ def test_xception_checkpoint_adds_exactly_the_pseudoseg_variables(
     assert any(t.startswith(tag) for t in tags), tag
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('variant', [
     ['--weakly=true'],
     ['--att_v2=false'],
