@@ -22,6 +22,7 @@ sys.path.insert(0, REPO_ROOT)
 
 from absl import flags  # noqa: E402
 
+from bench import model_step  # noqa: E402
 from core import training  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402
 from utils.errors import InputError  # noqa: E402
@@ -59,9 +60,12 @@ def build_graph(script, argv):
 
 
 def step_gflop(graph):
-  options = tf.profiler.ProfileOptionBuilder.float_operation()
-  options['output'] = 'none'
-  return tf.profiler.profile(graph, options=options).total_float_ops / 1e9
+  return model_step.graph_flops(graph) / 1e9
+
+
+def trainable_parameters(graph):
+  with graph.as_default():
+    return sum(v.shape.num_elements() for v in tf.trainable_variables())
 
 
 def main(argv):
@@ -79,6 +83,7 @@ def main(argv):
     graph = build_graph(script, [script, '--train_logdir=%s' % logdir] + rest)
     print('ops %d' % len(graph.get_operations()))
     print('GFLOP/step %.3f' % step_gflop(graph))
+    print('trainable parameters %d' % trainable_parameters(graph))
 
 
 if __name__ == '__main__':
