@@ -120,10 +120,12 @@ def timed_steps(session, fetches, count):
   return wall, cpu
 
 
-def parse(argv):
-  options = {'arms': 'before,current', 'rounds': '6',
-             'steps_per_round': '3', 'warmup_steps': '3'}
-  rest = []
+def split_options(argv, defaults):
+  """`--name=value ... [-- SCRIPT FLAGS]` -> ({name: value str}, script flags).
+
+  Names must be keys of `defaults` (which also give the values left out).
+  """
+  options, rest = dict(defaults), []
   for index, arg in enumerate(argv[1:], 1):
     if arg == '--':
       rest = argv[index + 1:]
@@ -133,6 +135,13 @@ def parse(argv):
       raise InputError('unknown or empty option %s (expected --%s=...).' %
                        (arg, '=..., --'.join(sorted(options))))
     options[name] = value
+  return options, rest
+
+
+def parse(argv):
+  options, rest = split_options(
+      argv, {'arms': 'before,current', 'rounds': '6', 'steps_per_round': '3',
+             'warmup_steps': '3'})
   arms = options['arms'].split(',')
   unknown = [a for a in arms if a not in ARMS]
   if unknown:

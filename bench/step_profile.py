@@ -75,17 +75,11 @@ def table(title, totals, counts, total, limit):
 
 
 def parse(argv):
-  options = {'warmup_steps': '5', 'traced_steps': '3', 'top': '14'}
-  rest = []
-  for index, arg in enumerate(argv[1:], 1):
-    if arg == '--':
-      rest = argv[index + 1:]
-      break
-    name, _, value = arg.lstrip('-').partition('=')
-    if name not in options or not value.isdigit() or int(value) < 1:
-      raise InputError('bad option %s (expected --%s=<positive int>).' %
-                       (arg, '=..., --'.join(sorted(options))))
-    options[name] = value
+  options, rest = step_ab.split_options(
+      argv, {'warmup_steps': '5', 'traced_steps': '3', 'top': '14'})
+  for name, value in options.items():
+    if not value.isdigit() or int(value) < 1:
+      raise InputError('--%s=%s: expected a positive integer.' % (name, value))
   return ({k: int(v) for k, v in options.items()}, rest)
 
 
