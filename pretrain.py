@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from core import flag_checks
+from core import monitoring
 from core import pretraining
 from core import supervised
 from core import train_flags
@@ -76,7 +77,7 @@ def main(unused_argv):
         accuracy = pretraining.add_multilabel_accuracy(
             logits, samples[common.CLS_LABEL])
         tf.summary.scalar('acc_cls', accuracy)
-        tf.add_to_collection(training.CONSOLE_SCALARS, accuracy)
+        tf.add_to_collection(monitoring.CONSOLE_SCALARS, accuracy)
 
     training.train(config, build_clone, FLAGS.train_batch_size)
   pretraining.export_model_variables(

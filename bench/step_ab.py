@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
 
 from bench import graph_flops  # noqa: E402
+from core import monitoring  # noqa: E402
 from core import training  # noqa: E402
 from datasets import build_synthetic_data  # noqa: E402
 from deeplab import model  # noqa: E402
@@ -94,7 +95,7 @@ def _remember_fetches(original_run_loop):
   def run_loop(config, train_op, *args, **kwargs):
     graph = tf.get_default_graph()
     scalars = {training.console_name(t): t
-               for t in graph.get_collection(training.CONSOLE_SCALARS)}
+               for t in graph.get_collection(monitoring.CONSOLE_SCALARS)}
     graph.add_to_collection(STEP_COLLECTION, (train_op, scalars))
     original_run_loop(config, train_op, *args, **kwargs)
   return run_loop

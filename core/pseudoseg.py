@@ -17,7 +17,6 @@ from core import cam
 from core import monitoring
 from core import pseudo_label
 from core import supervised
-from core import training
 from core import wss_losses
 from deeplab import common
 from deeplab import feature_extractor
@@ -254,7 +253,7 @@ def _add_calibration(pseudo, logits_weak, labels, ignore_label, num_bins):
         probs, labels, ignore_label=ignore_label,
         num_bins=num_bins), name=name)
     monitoring.scalar_summary('calibration/%s' % name, ece)
-    tf.add_to_collection(training.CONSOLE_SCALARS, ece)
+    tf.add_to_collection(monitoring.CONSOLE_SCALARS, ece)
 
 
 def _add_unlabeled_images(unlabeled, logits_weak, logits_strong, att_weak,

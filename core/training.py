@@ -27,6 +27,7 @@ from core import data_generator
 from core import flag_checks
 from core import model_deploy
 from core import model_flags
+from core import monitoring
 from core import train_flags  # noqa: F401  (defines the flags read here)
 from deeplab import feature_extractor
 from deeplab import model
@@ -39,11 +40,6 @@ from utils.errors import TrainingError
 
 FLAGS = flags.FLAGS
 
-# core/monitoring.py adds its metric updates here.
-MONITORING_UPDATES = model_deploy.MONITORING_UPDATES
-
-# Scalar tensors logged to the console every --log_steps (by short name).
-CONSOLE_SCALARS = 'console_scalars'
 
 
 def deployment_from_flags():
@@ -219,7 +215,7 @@ def add_loss_summaries(clones, total_loss, learning_rate):
   """Scalar summaries and console entries of every clone-0 loss."""
   for loss in tf.losses.get_losses(scope=clones[0].scope or None):
     _tagged_summary('scalar', 'losses/%s' % console_name(loss), loss)
-    tf.add_to_collection(CONSOLE_SCALARS, loss)
+    tf.add_to_collection(monitoring.CONSOLE_SCALARS, loss)
   _tagged_summary('scalar', 'learning_rate', learning_rate)
   _tagged_summary('scalar', 'total_loss', total_loss)
   for variable in slim.get_model_variables():
@@ -240,7 +236,7 @@ class ProgressHook(tf.train.SessionRunHook):
     self._fetches = {'total_loss': train_op.total_loss,
                      'learning_rate': learning_rate,
                      'scalars': {console_name(t): t for t in
-                                 tf.get_collection(CONSOLE_SCALARS)}}
+                                 tf.get_collection(monitoring.CONSOLE_SCALARS)}}
     self._step = train_op.step
     self._last_step = last_step
     self._images_per_step = images_per_step

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from core import model_deploy
+from core import monitoring
 from core import training
 from deeplab import common
 from deeplab import model
@@ -165,7 +166,7 @@ def test_progress_hook_fetches_console_scalars_only_on_logged_steps(caplog):
     evaluations = tf.Variable(0, name='evaluations')
     with tf.control_dependencies([evaluations.assign_add(1)]):
       scalar = tf.identity(tf.cast(evaluations, tf.float32), name='counted')
-    tf.add_to_collection(training.CONSOLE_SCALARS, scalar)
+    tf.add_to_collection(monitoring.CONSOLE_SCALARS, scalar)
     with tf.control_dependencies([global_step.assign_add(1)]):
       loss = tf.constant(0.5)
     train_op = model_deploy.TrainOp(loss, loss, global_step.read_value(),
