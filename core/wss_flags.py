@@ -38,8 +38,10 @@ flags.DEFINE_integer('calibration_bins', 15,
 
 
 def pseudoseg_options_from_flags(supervised_options):
-  """The PseudoSegOptions of the parsed flags around `supervised_options`."""
-  method_fields = pseudoseg.PseudoSegOptions._fields[1:]
+  """The PseudoSegOptions of the parsed flags around `supervised_options`;
+  every other field is the flag of the same name."""
   return pseudoseg.PseudoSegOptions(
       supervised=supervised_options,
-      **{name: getattr(FLAGS, name) for name in method_fields})
+      **{name: getattr(FLAGS, name)
+         for name in pseudoseg.PseudoSegOptions._fields
+         if name != 'supervised'})
