@@ -6,6 +6,8 @@
 # Expects PY (python) and DATA (dataset folder); reads STEPS, PRETRAIN_STEPS.
 
 STEPS=${STEPS:-1000}
+BATCH=${BATCH:-8}
+CROP=${CROP:-129}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-600}
 PRETRAINED=${PRETRAINED:-work_dirs/pretrained/mobilenet_v2}
 
@@ -14,7 +16,7 @@ MODEL=(--model_variant=mobilenet_v2 --output_stride=16 --dataset=synthetic
 # Documented training flags only (the method's own flags keep the original's
 # defaults): short runs need a faster batch-norm average than 0.9997 so that
 # inference-mode statistics are usable after a few hundred steps.
-TRAIN=(--train_crop_size=129,129 --num_clones=1 --train_batch_size=8
+TRAIN=(--train_crop_size="$CROP,$CROP" --num_clones=1 --train_batch_size="$BATCH"
        --training_number_of_steps="$STEPS" --base_learning_rate=0.01
        --batch_norm_decay=0.99 --min_scale_factor=0.75 --max_scale_factor=1.5
        --log_steps=25 --save_interval_secs=45 --max_to_keep=100
@@ -75,12 +77,14 @@ pretrain() {
   fi
 }
 
-# train METHOD SPLIT SEED LOGDIR: train_sup or train_wss with the protocol.
+# train METHOD SPLIT SEED LOGDIR [FLAG...]: train_sup or train_wss with the
+# protocol, plus FLAGs (e.g. --weakly).
 train() {
   local method=$1 split=$2 seed=$3 logdir=$4
+  shift 4
   run_phase "$method" "$logdir.log" "$PY" "train_$method.py" --logtostderr \
     "${MODEL[@]}" "${TRAIN[@]}" --train_split="$split" --seed="$seed" \
-    --train_logdir="$logdir"
+    --train_logdir="$logdir" "$@"
 }
 
 # evaluate LOGDIR EVAL_LOGDIR: val mIoU of the last checkpoint.

@@ -105,6 +105,9 @@ _SYNTHETIC = DatasetDescriptor(
         '4_clean': 500,
         '8_clean': 250,
         '16_clean_3': 125,
+        '32_clean': 62,
+        '64_clean': 31,
+        '128_clean': 15,
         'val': 300,
         'cls_pretrain': 3000,  # image-level labels only (pretrain.py)
     },

@@ -33,8 +33,9 @@ that clutter for a harder variant.
 
 Splits (registered in core/data_generator.py for the default sizes):
 `train_aug` (all --num_train training images, `synth_000123`), the labeled
-subsets `2_clean`, `4_clean`, `8_clean`, `16_clean_3` (independent random draws
-of num_train / N training images with a seed derived from --seed) and `val`
+subsets `2_clean`, `4_clean`, `8_clean`, `16_clean_3`, `32_clean`, `64_clean`,
+`128_clean` (independent random draws of num_train // N training images, in
+that order from one stream seeded by --seed) and `val`
 (--num_val further images, `synthval_000042`), and the classification set
 `cls_pretrain` (--num_cls images, `synthcls_000007`, its own random stream:
 one large object near the centre, like an ImageNet photo; pretrain.py uses
@@ -74,7 +75,10 @@ CLASS_NAMES = ('background', 'disc', 'square', 'triangle', 'ring', 'cross',
 NUM_CLASSES = len(CLASS_NAMES)
 
 # (split, N): `N_clean...` holds num_train // N training images.
-SUBSETS = (('2_clean', 2), ('4_clean', 4), ('8_clean', 8), ('16_clean_3', 16))
+# Appended draws come after the earlier ones from the same random stream, so
+# adding one never changes the images of an existing split.
+SUBSETS = (('2_clean', 2), ('4_clean', 4), ('8_clean', 8), ('16_clean_3', 16),
+           ('32_clean', 32), ('64_clean', 64), ('128_clean', 128))
 
 _TRAIN_STREAM, _VAL_STREAM, _SUBSET_STREAM, _CLS_STREAM = 0, 1, 2, 3
 

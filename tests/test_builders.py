@@ -519,11 +519,27 @@ def test_synthetic_registered_sizes():
   sizes = {split: len(n) for split, n in names.items()}
   assert sizes == {
       'train_aug': 2000, 'val': 300, '2_clean': 1000, '4_clean': 500,
-      '8_clean': 250, '16_clean_3': 125, 'cls_pretrain': 3000}
+      '8_clean': 250, '16_clean_3': 125, '32_clean': 62, '64_clean': 31,
+      '128_clean': 15, 'cls_pretrain': 3000}
   assert sizes == data_generator.DATASETS['synthetic'].splits_to_sizes
-  for split in ('2_clean', '4_clean', '8_clean', '16_clean_3'):
+  for split, _ in build_synthetic_data.SUBSETS:
     assert len(set(names[split])) == len(names[split])
     assert set(names[split]) <= set(names['train_aug'])
+
+
+def test_appended_synthetic_subsets_leave_earlier_ones_unchanged(monkeypatch):
+  """The draws of 1/32 ... 1/128 come after the earlier ones in the same
+  random stream, so the splits built before them keep their images."""
+  names = build_synthetic_data.split_names(0, 2000, 300)
+  monkeypatch.setattr(build_synthetic_data, 'SUBSETS',
+                      build_synthetic_data.SUBSETS[:4])
+  before = build_synthetic_data.split_names(0, 2000, 300)
+  assert set(before) == {'train_aug', 'val', '2_clean', '4_clean', '8_clean',
+                         '16_clean_3'}
+  for split, split_names in before.items():
+    assert names[split] == split_names
+  # Each new subset is a fresh draw, not a prefix of an earlier one.
+  assert names['128_clean'] != names['16_clean_3'][:15]
 
 
 # ------------------------------------------------------------ entry scripts

@@ -68,7 +68,8 @@ def test_registry():
   assert synthetic.num_classes == 9 and synthetic.ignore_label == 255
   assert synthetic.splits_to_sizes == {
       'train_aug': 2000, '2_clean': 1000, '4_clean': 500, '8_clean': 250,
-      '16_clean_3': 125, 'val': 300, 'cls_pretrain': 3000}
+      '16_clean_3': 125, '32_clean': 62, '64_clean': 31, '128_clean': 15,
+      'val': 300, 'cls_pretrain': 3000}
 
 
 def test_attributes(format_fixture_dir):
