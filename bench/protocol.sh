@@ -3,7 +3,8 @@
 # benchmark train exactly the same way. Both methods get the same flags, the same
 # pretrained initialisation, the same labeled split, steps and seed.
 #
-# Expects PY (python) and DATA (dataset folder); reads STEPS, PRETRAIN_STEPS.
+# Expects PY (python) and DATA (dataset folder); reads STEPS, BATCH, CROP
+# (training steps, batch and square crop side) and PRETRAIN_STEPS.
 
 STEPS=${STEPS:-1000}
 BATCH=${BATCH:-8}
