@@ -39,6 +39,7 @@ from core import flag_checks
 from core import model_flags
 from core import pseudoseg
 from core import results_io
+from core import results_table
 from core import train_flags
 from core import wss_flags
 from deeplab import common
@@ -113,7 +114,7 @@ def _check_flags():
       split.descriptor.num_classes, crop_size)
   if FLAGS.use_attention:
     pseudoseg.attention_end_points(_pseudo_config(options))
-  analysis.read_upper_bound(FLAGS.upper_bound_json)
+  results_table.read_upper_bound(FLAGS.upper_bound_json)
   flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
   return crop_size, scales, checkpoints
 
@@ -307,10 +308,11 @@ def main(unused_argv):
                      files[2][0])
   else:
     del files[2]
-  rows = analysis.results_rows(
+  rows = results_table.results_rows(
       records[BASELINE][-1], records[PSEUDOSEG][-1], FLAGS.train_split,
-      FLAGS.train_split_cls, analysis.read_upper_bound(FLAGS.upper_bound_json))
-  table = analysis.results_table(rows)
+      FLAGS.train_split_cls,
+      results_table.read_upper_bound(FLAGS.upper_bound_json))
+  table = results_table.results_table(rows)
   results_io.write_json_atomically(os.path.join(output, 'results.json'),
                                    {'rows': rows})
   results_path = os.path.join(output, 'RESULTS.md')

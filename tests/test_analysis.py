@@ -12,6 +12,7 @@ from conftest import run_script
 from core import analysis
 from core import calibration
 from core import pseudoseg
+from core import results_table
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
@@ -115,14 +116,14 @@ def test_results_rows_and_table(tmp_path):
   upper.write_text(json.dumps({'miou_mean': 0.7, 'miou_std': 0.015,
                                'seeds': [0, 1, 2], 'steps': 3000,
                                'train_split': 'train_aug'}))
-  rows = analysis.results_rows(
+  rows = results_table.results_rows(
       _record(800, 0.40), _record(800, 0.45, pseudo=0.9), '16_clean_3',
-      'train_aug', analysis.read_upper_bound(str(upper)))
+      'train_aug', results_table.read_upper_bound(str(upper)))
   assert [r['method'] for r in rows] == [
       'Supervised baseline', 'PseudoSeg', 'Full-label upper bound']
   assert rows[1]['gain'] == pytest.approx(0.05)
   assert rows[1]['ece_sgc'] == pytest.approx(0.02)
-  lines = analysis.results_table(rows).splitlines()
+  lines = results_table.results_table(rows).splitlines()
   assert len(lines) == 5
   cells = lambda line: [c.strip() for c in line.strip('|').split('|')]
   assert cells(lines[2])[:6] == ['Supervised baseline', 'train_sup.py',
@@ -130,12 +131,12 @@ def test_results_rows_and_table(tmp_path):
   assert cells(lines[3])[4:] == ['45.0', '+5.0', '90.0', '45.0', '1.0', '2.0',
                                  '3.0', '4.0']
   assert cells(lines[4])[2:5] == ['train_aug', '3000', '70.0 ± 1.5 (3 seeds)']
-  assert len(analysis.results_rows(_record(1, 0.5), _record(1, 0.4, 0.5),
-                                   's', 'u', None)) == 2
-  assert analysis.read_upper_bound(str(tmp_path / 'absent.json')) is None
+  assert len(results_table.results_rows(
+      _record(1, 0.5), _record(1, 0.4, 0.5), 's', 'u', None)) == 2
+  assert results_table.read_upper_bound(str(tmp_path / 'absent.json')) is None
   upper.write_text('{"miou": 1}')
   with pytest.raises(InputError, match='miou_mean'):
-    analysis.read_upper_bound(str(upper))
+    results_table.read_upper_bound(str(upper))
 
 
 def _is_png(path):
