@@ -84,7 +84,7 @@ flags.DEFINE_enum('colormap_type', 'pascal', ['pascal', 'cityscapes', 'ade20k'],
 
 BASELINE, PSEUDOSEG = 'baseline', 'pseudoseg'
 # Bump when the per-checkpoint JSON changes meaning, to invalidate caches.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 # Event tags of the training-batch ECEs (core/pseudoseg.py) per source.
 _TRAIN_ECE_TAGS = {'decoder': 'calibration/ece_decoder',
                    'sgc': 'calibration/ece_attention',
@@ -190,7 +190,7 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
       for step, checkpoint, key in todo:
         progress.start()
         totals = analysis.evaluate_checkpoint(sess, iterator, per_batch,
-                                              checkpoint, pseudo_config)
+                                              checkpoint)
         record = analysis.checkpoint_record(run, checkpoint, step, totals, key)
         path = analysis.cache_path(FLAGS.output_dir, run, step)
         tf.io.gfile.makedirs(os.path.dirname(path))

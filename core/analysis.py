@@ -16,8 +16,11 @@ For every checkpoint of a run, one pass over the evaluation split gives:
     `fused`     `pseudo_label.fuse_probabilities` of the two,
     `sharpened` `pseudo_label.sharpen(fused, temperature)`, the soft pseudo
                 labels,
-  and the pseudo-label accuracy: pixel accuracy and mIoU of argmax(sharpened)
-  against the ground truth.
+  the pseudo-label accuracy: pixel accuracy and mIoU of argmax(sharpened)
+  against the ground truth (`pseudo_label`), and the same per source
+  (`sources`): the confusion matrix of the argmax of `decoder`, `sgc` and
+  `fused` (argmax(fused) == argmax(sharpened)), which shows which part of
+  the pipeline loses pixels.
 
 All calibration and pseudo-label statistics are computed at the decoder-logit
 resolution (e.g. 49 x 49 for a 193 crop at decoder stride 4), with the labels
@@ -63,6 +66,9 @@ from utils.errors import InputError
 NUM_BINS = 15
 # The distributions whose calibration is measured, in plotting order.
 SOURCES = ('decoder', 'sgc', 'fused', 'sharpened')
+# The distributions whose argmax is scored against the ground truth
+# (sharpening keeps the argmax of `fused`).
+CONFUSION_SOURCES = ('decoder', 'sgc', 'fused')
 _STATISTICS = ('count', 'sum_confidence', 'sum_correct')
 _EVENTS_PATTERN = 'events.out.tfevents.*'
 
@@ -186,6 +192,26 @@ def pixel_accuracy(confusion):
   return float(np.trace(confusion) / total) if total > 0 else None
 
 
+def _finite_or_none(value):
+  return None if value is None or not np.isfinite(value) else float(value)
+
+
+def confusion_summary(confusion):
+  """JSON numbers of a confusion matrix int [C, C] (rows ground truth).
+
+  Returns:
+    dict: `pixel_accuracy`, `miou` (floats or None), `per_class_iou` (list
+    [C] of floats, None where TP + FP + FN = 0) and `confusion_matrix` (int
+    lists [C][C]).
+  """
+  confusion = np.asarray(confusion, np.int64)
+  return {'pixel_accuracy': pixel_accuracy(confusion),
+          'miou': _finite_or_none(metrics.mean_iou(confusion)),
+          'per_class_iou': [_finite_or_none(value)
+                            for value in metrics.per_class_iou(confusion)],
+          'confusion_matrix': confusion.tolist()}
+
+
 # ----------------------------------------------------------------------------
 # Graph.
 
@@ -214,9 +240,8 @@ def build_fetches(samples, model_options, num_classes, ignore_label,
 
   Returns:
     (per_batch, overlay): dicts of tensors. per_batch: `confusion` int64
-    [C, C], `num_images` int32; PseudoSeg also `reliability` float64
-    [S, 3, NUM_BINS] (S sources in SOURCES order, `sgc` absent without
-    attention; see `sources_of`) and `pseudo_confusion` int64 [C, C].
+    [C, C], `num_images` int32; PseudoSeg also the entries of
+    `pseudo_label_statistics` (`sgc` absent without attention).
     overlay: `image` uint8 [N, H, W, 3],
     `label` int [N, H, W], `prediction` int64 [N, H, W], `valid` bool
     [N, H, W] (the image area), `name` string [N].
@@ -240,13 +265,6 @@ def build_fetches(samples, model_options, num_classes, ignore_label,
         samples, model_options, num_classes, ignore_label, image_pyramid,
         pseudo_config))
   return per_batch, overlay
-
-
-def sources_of(pseudo_config):
-  """The measured distributions of a run (no `sgc` without attention)."""
-  if pseudo_config.use_attention:
-    return SOURCES
-  return tuple(s for s in SOURCES if s != 'sgc')
 
 
 def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
@@ -274,21 +292,42 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
   probs['sharpened'] = pseudo_label.sharpen(probs['fused'],
                                             sharpening_temperature(
                                                 pseudo_config))
-  pseudo_classes = tf.argmax(probs['sharpened'], axis=3)
+  return pseudo_label_statistics(probs, labels, num_classes, ignore_label)
+
+
+def pseudo_label_statistics(probs, labels, num_classes, ignore_label):
+  """Graph ops: calibration and accuracy of each pseudo-label source.
+
+  Args:
+    probs: {source: float [B, h, w, C]} for the sources of SOURCES measured
+      (`sharpened` required).
+    labels: int [B, h, w] (or [B, h, w, 1]) ground truth at the same
+      resolution.
+    num_classes: C.
+    ignore_label: label value whose pixels are left out.
+
+  Returns:
+    dict: `reliability` {source: float64 [3, NUM_BINS]} of every source in
+    `probs`, `source_confusion` {source: int64 [C, C]} of the argmax of every
+    source of CONFUSION_SOURCES in `probs`, and `pseudo_confusion` int64
+    [C, C] of argmax(sharpened).
+  """
+  confusion = lambda source: metrics.batch_confusion_matrix(
+      labels, tf.argmax(probs[source], axis=3), num_classes, ignore_label)
   return {
-      'reliability': tf.stack([
-          reliability_statistics(probs[name], labels, ignore_label)
-          for name in sources_of(pseudo_config)]),
-      'pseudo_confusion': metrics.batch_confusion_matrix(
-          labels, pseudo_classes, num_classes, ignore_label),
-  }
+      'reliability': {
+          source: reliability_statistics(probs[source], labels, ignore_label)
+          for source in SOURCES if source in probs},
+      'source_confusion': {source: confusion(source)
+                           for source in CONFUSION_SOURCES if source in probs},
+      'pseudo_confusion': confusion('sharpened')}
 
 
 # ----------------------------------------------------------------------------
 # Running.
 
 
-def evaluate_checkpoint(sess, iterator, per_batch, checkpoint, pseudo_config):
+def evaluate_checkpoint(sess, iterator, per_batch, checkpoint):
   """One pass over the split with `checkpoint`; returns the summed numbers.
 
   Args:
@@ -296,29 +335,30 @@ def evaluate_checkpoint(sess, iterator, per_batch, checkpoint, pseudo_config):
     iterator: the initializable iterator feeding it.
     per_batch: the first dict of `build_fetches`.
     checkpoint: checkpoint prefix to restore.
-    pseudo_config: as given to `build_fetches`.
 
   Returns:
-    dict: `confusion` int64 [C, C], `num_images` int, and for PseudoSeg
-    `reliability` {source: float64 [3, NUM_BINS]} and `pseudo_confusion`
-    int64 [C, C].
+    `per_batch` with every array summed over the split (numpy, same nesting)
+    and `num_images` an int.
   """
   _restore(sess, checkpoint)
   sess.run(iterator.initializer)
-  totals = {}
+  totals = None
   while True:
     values = _next_batch(sess, per_batch)
     if values is None:
       break
-    for key, value in values.items():
-      totals[key] = totals[key] + value if key in totals else value
-  if not totals:
+    totals = values if totals is None else _summed(totals, values)
+  if totals is None:
     raise InputError('the evaluation split holds no image')
   totals['num_images'] = int(totals['num_images'])
-  if pseudo_config is not None:
-    totals['reliability'] = dict(zip(sources_of(pseudo_config),
-                                     totals['reliability']))
   return totals
+
+
+def _summed(totals, values):
+  """Element-wise sum of two equally nested dicts of arrays."""
+  if isinstance(totals, dict):
+    return {key: _summed(totals[key], values[key]) for key in totals}
+  return totals + values
 
 
 def _restore(sess, checkpoint):
@@ -455,9 +495,10 @@ def _format_seconds(seconds):
 def record_summary(record):
   """Short text of a checkpoint record for the progress line."""
   text = 'val mIoU %s' % percent(record['miou'])
-  if 'pseudo_label' in record:
-    text += ', pseudo-label acc. %s, ECE fused %s' % (
-        percent(record['pseudo_label']['pixel_accuracy']),
+  if 'sources' in record:
+    text += ', pseudo-label mIoU %s, ECE fused %s' % (
+        ' / '.join('%s %s' % (source, percent(summary['miou']))
+                   for source, summary in record['sources'].items()),
         percent(record['reliability']['fused']['ece']))
   return text
 
@@ -469,10 +510,6 @@ def percent(value):
 
 # ----------------------------------------------------------------------------
 # Per-checkpoint records and their cache.
-
-
-def _finite_or_none(value):
-  return None if value is None or not np.isfinite(value) else float(value)
 
 
 def checkpoint_record(run, checkpoint, step, totals, settings):
@@ -490,18 +527,19 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
     `results_io.results_record` (checkpoint, global_step, miou, per_class_iou,
     num_images, confusion_matrix) plus `run`, `settings` and, for PseudoSeg,
     `reliability` {source: {count, sum_confidence, sum_correct: [NUM_BINS],
-    ece}} and `pseudo_label` {pixel_accuracy, miou, confusion_matrix}.
+    ece}}, `pseudo_label` (argmax of the sharpened pseudo labels) and
+    `sources` {source of CONFUSION_SOURCES: ...}, each a `confusion_summary`
+    {pixel_accuracy, miou, per_class_iou, confusion_matrix}.
   """
   extra = {'run': run, 'settings': settings}
   if 'reliability' in totals:
     extra['reliability'] = {source: reliability_record(statistics)
                             for source, statistics in
                             totals['reliability'].items()}
-    confusion = totals['pseudo_confusion']
-    extra['pseudo_label'] = {
-        'pixel_accuracy': pixel_accuracy(confusion),
-        'miou': _finite_or_none(metrics.mean_iou(confusion)),
-        'confusion_matrix': np.asarray(confusion, np.int64).tolist()}
+    extra['pseudo_label'] = confusion_summary(totals['pseudo_confusion'])
+    extra['sources'] = {source: confusion_summary(confusion)
+                        for source, confusion in
+                        totals['source_confusion'].items()}
   return results_io.results_record(checkpoint, step, totals['confusion'],
                                    totals['num_images'], **extra)
 
@@ -630,8 +668,9 @@ def validation_curves(records):
 
   Returns:
     dict: `step` int [n], `miou` float [n] (NaN where undefined) and, when the
-    records are PseudoSeg ones, `pseudo_pixel_accuracy`, `pseudo_miou` and
-    `ece_<source>` per measured source.
+    records are PseudoSeg ones, `pseudo_pixel_accuracy`, `pseudo_miou`,
+    `ece_<source>` per measured source and `pseudo_miou_<source>` per source
+    of CONFUSION_SOURCES measured.
   """
   records = sorted(records, key=lambda r: r['global_step'])
   value = lambda v: np.nan if v is None else float(v)
@@ -645,4 +684,7 @@ def validation_curves(records):
     for source in records[0]['reliability']:
       curves['ece_' + source] = np.array(
           [value(r['reliability'][source]['ece']) for r in records])
+    for source in records[0]['sources']:
+      curves['pseudo_miou_' + source] = np.array(
+          [value(r['sources'][source]['miou']) for r in records])
   return curves

@@ -69,6 +69,64 @@ def test_ece_agrees_with_the_training_summary(statistics):
   assert analysis.expected_calibration_error(np.zeros([3, 15])) is None
 
 
+# An SGC that predicts classes 1, 2, 1 / (3, ignored), 0, 1 with 0.7.
+_SGC_PROBS = (0.1 + 0.6 * np.eye(4, dtype=np.float32)[[[[1, 2, 1],
+                                                        [3, 0, 1]]]])
+
+
+def _pseudo_label_statistics(sources):
+  """`pseudo_label_statistics` of the sources `sources` of the tiny example:
+  decoder _PROBS, SGC _SGC_PROBS, fused their mean, sharpened at T = 0.5;
+  five classes (class 4 never occurs)."""
+  fused = (_PROBS + _SGC_PROBS) / 2
+  probs = {'decoder': _PROBS, 'sgc': _SGC_PROBS, 'fused': fused,
+           'sharpened': fused ** 2 / np.sum(fused ** 2, -1, keepdims=True)}
+  with tf.Graph().as_default(), tf.Session() as sess:
+    return sess.run(analysis.pseudo_label_statistics(
+        {source: tf.constant(probs[source]) for source in sources},
+        tf.constant(_LABELS), 5, 255))
+
+
+def test_per_source_confusion_matches_hand_computation():
+  totals = _pseudo_label_statistics(analysis.SOURCES)
+  # Rows: labels 0..3; columns: argmax. Pixel by pixel (label: decoder, SGC,
+  # fused): 0: 0 1 1, 2: 1 2 1, 1: 1 1 1, 3: 3 0 0, 1: 0 1 1.
+  expected = {'decoder': [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0],
+                          [0, 0, 0, 1]],
+              'sgc': [[0, 1, 0, 0], [0, 2, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0]],
+              'fused': [[0, 1, 0, 0], [0, 2, 0, 0], [0, 1, 0, 0],
+                        [1, 0, 0, 0]]}
+  assert list(totals['source_confusion']) == list(expected)
+  for source, rows in expected.items():
+    matrix = np.zeros([5, 5], np.int64)
+    matrix[:4, :4] = rows
+    np.testing.assert_array_equal(totals['source_confusion'][source], matrix)
+  np.testing.assert_array_equal(totals['pseudo_confusion'],
+                                totals['source_confusion']['fused'])
+  assert list(totals['reliability']) == list(analysis.SOURCES)
+  totals.update(confusion=totals['source_confusion']['decoder'], num_images=1)
+  record = analysis.checkpoint_record('pseudoseg', 'ckpt-7', 7, totals, {})
+  json.dumps(record, allow_nan=False)
+  sources = record['sources']
+  # IoU = TP / (TP + FP + FN) per class; class 4 has none: None, not counted.
+  for source, ious, accuracy in (('decoder', [1 / 2, 1 / 3, 0, 1], 3 / 5),
+                                 ('sgc', [0, 2 / 3, 1, 0], 3 / 5),
+                                 ('fused', [0, 1 / 2, 0, 0], 2 / 5)):
+    assert sources[source]['per_class_iou'][:4] == pytest.approx(ious)
+    assert sources[source]['per_class_iou'][4] is None
+    assert sources[source]['miou'] == pytest.approx(np.mean(ious))
+    assert sources[source]['pixel_accuracy'] == pytest.approx(accuracy)
+  assert sources['fused']['confusion_matrix'] == record['pseudo_label'][
+      'confusion_matrix']
+  assert record['pseudo_label']['miou'] == pytest.approx(0.125)
+
+
+def test_without_attention_there_is_no_sgc_source():
+  totals = _pseudo_label_statistics(('decoder', 'fused', 'sharpened'))
+  assert list(totals['source_confusion']) == ['decoder', 'fused']
+  assert list(totals['reliability']) == ['decoder', 'fused', 'sharpened']
+
+
 def test_select_evenly_keeps_first_and_last():
   checkpoints = [(s, 'ckpt-%d' % s) for s in range(10)]
   assert [s for s, _ in analysis.select_evenly(checkpoints, 4)] == [0, 3, 6, 9]
@@ -262,13 +320,17 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   with open(os.path.join(output, 'analysis', 'pseudoseg-2.json')) as stream:
     record = json.load(stream)
   assert record['num_images'] == 8 and record['global_step'] == 2
+  counted = np.sum(record['pseudo_label']['confusion_matrix'])
   for source in analysis.SOURCES:
     reliability = record['reliability'][source]
     # Every labelled val pixel at the 33 x 33 decoder resolution is counted
-    # once per source; the pseudo-label confusion counts the same pixels.
-    assert sum(reliability['count']) == np.sum(
-        record['pseudo_label']['confusion_matrix'])
+    # once per source; the pseudo-label confusions count the same pixels.
+    assert sum(reliability['count']) == counted
     assert 0 <= reliability['ece'] <= 1
+  assert list(record['sources']) == list(analysis.CONFUSION_SOURCES)
+  for summary in record['sources'].values():
+    assert np.sum(summary['confusion_matrix']) == counted
+    assert len(summary['per_class_iou']) == NUM_CLASSES
   # Logits of a 113 crop at output stride 16 are 8 x 8; the padding (the
   # images are 84-108 px) is not counted.
   assert 8 * 4 * 4 < sum(record['reliability']['decoder']['count']) < 8 * 64
