@@ -1,14 +1,16 @@
-"""End-of-run analysis of a supervised baseline and a PseudoSeg run.
+"""End-of-run analysis of a supervised baseline and PseudoSeg runs.
 
-Evaluates every checkpoint of both training logdirs on --eval_split and writes
-into --output_dir:
+Evaluates every checkpoint of the training logdirs (--sup_logdir,
+--wss_logdir, optionally --weakly_logdir: a train_wss.py --weakly run) on
+--eval_split and writes into --output_dir:
 
   curves.png       training loss, val mIoU, PseudoSeg pseudo-label accuracy
                    and ECE (decoder / SGC / fused / sharpened) over steps
   reliability.png  reliability diagrams of PseudoSeg's decoder, SGC, fused and
                    sharpened pseudo labels on val, last checkpoint
-  overlays.png     image | ground truth | baseline | PseudoSeg, first
-                   --num_overlay_images val images, last checkpoints
+  overlays.png     image | ground truth | baseline | PseudoSeg (| PseudoSeg
+                   weakly), first --num_overlay_images val images, last
+                   checkpoints
   RESULTS.md       the results table (also printed), files and TensorBoard
   results.json     the table's rows as JSON
   analysis/<run>-<step>.json  per-checkpoint numbers (cache: a rerun skips
@@ -56,6 +58,12 @@ flags.DEFINE_string('sup_logdir', None,
                     '(train_sup.py).')
 flags.DEFINE_string('wss_logdir', None,
                     'Training logdir of the PseudoSeg run (train_wss.py).')
+flags.DEFINE_string('weakly_logdir', None,
+                    'Optional training logdir of a PseudoSeg run that knows '
+                    'the image-level labels of its unlabeled split '
+                    '(train_wss.py --weakly). As in training, its SGC takes '
+                    'the ground-truth image-level labels of each image '
+                    'instead of the classification head\'s predictions.')
 flags.DEFINE_string('output_dir', None,
                     'Where figures, RESULTS.md and the per-checkpoint cache '
                     '(analysis/) go.')
@@ -82,7 +90,15 @@ flags.DEFINE_integer('max_checkpoints_per_run', 0,
 flags.DEFINE_enum('colormap_type', 'pascal', ['pascal', 'cityscapes', 'ade20k'],
                   'Colour map of the label maps in overlays.png.')
 
-BASELINE, PSEUDOSEG = 'baseline', 'pseudoseg'
+BASELINE, PSEUDOSEG, WEAKLY = (results_table.BASELINE,
+                               results_table.PSEUDOSEG, results_table.WEAKLY)
+# The logdir flag of every run, in table order.
+_LOGDIR_FLAGS = {BASELINE: 'sup_logdir', PSEUDOSEG: 'wss_logdir',
+                 WEAKLY: 'weakly_logdir'}
+_REQUIRED_RUNS = (BASELINE, PSEUDOSEG)
+_PSEUDOSEG_RUNS = (PSEUDOSEG, WEAKLY)
+# The runs of overlays.png, in column order.
+_OVERLAY_RUNS = (BASELINE, PSEUDOSEG, WEAKLY)
 # Bump when the per-checkpoint JSON changes meaning, to invalidate caches.
 _CACHE_VERSION = 2
 # Event tags of the training-batch ECEs (core/pseudoseg.py) per source.
@@ -91,6 +107,15 @@ _TRAIN_ECE_TAGS = {'decoder': 'calibration/ece_decoder',
                    'fused': 'calibration/ece_fused',
                    'sharpened': 'calibration/ece_pseudo'}
 _LOSS_TAG = 'total_loss'
+# Column titles of overlays.png and labels of its rows.
+_SHORT_NAMES = {BASELINE: 'Baseline', PSEUDOSEG: 'PseudoSeg',
+                WEAKLY: 'PseudoSeg weakly'}
+
+
+def _logdirs():
+  """{run: training logdir} of the runs to analyse, in table order."""
+  return {run: getattr(FLAGS, flag) for run, flag in _LOGDIR_FLAGS.items()
+          if run in _REQUIRED_RUNS or getattr(FLAGS, flag)}
 
 
 def _check_flags():
@@ -100,12 +125,15 @@ def _check_flags():
   flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
   if FLAGS.num_overlay_images < 0:
     raise InputError('--num_overlay_images must be >= 0')
+  if FLAGS.weakly:
+    raise InputError('--weakly: pass a train_wss.py --weakly run as '
+                     '--weakly_logdir instead')
   scales = flag_checks.check_scales(FLAGS.eval_scales)
   checkpoints = {
-      run: analysis.select_evenly(analysis.list_checkpoints(logdir, flag),
-                                  FLAGS.max_checkpoints_per_run)
-      for run, logdir, flag in ((BASELINE, FLAGS.sup_logdir, 'sup_logdir'),
-                                (PSEUDOSEG, FLAGS.wss_logdir, 'wss_logdir'))}
+      run: analysis.select_evenly(
+          analysis.list_checkpoints(logdir, _LOGDIR_FLAGS[run]),
+          FLAGS.max_checkpoints_per_run)
+      for run, logdir in _logdirs().items()}
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
   split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
@@ -113,15 +141,20 @@ def _check_flags():
   options = model_flags.model_options_from_flags(
       split.descriptor.num_classes, crop_size)
   if FLAGS.use_attention:
-    pseudoseg.attention_end_points(_pseudo_config(options))
+    pseudoseg.attention_end_points(_pseudo_config(options, PSEUDOSEG))
   results_table.read_upper_bound(FLAGS.upper_bound_json)
   flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
   return crop_size, scales, checkpoints
 
 
-def _pseudo_config(model_options):
+def _pseudo_config(model_options, run):
+  """The PseudoSegOptions of a PseudoSeg run (`weakly` for WEAKLY), None for
+  a supervised one."""
+  if run not in _PSEUDOSEG_RUNS:
+    return None
   return wss_flags.pseudoseg_options_from_flags(
-      train_flags.supervised_options_from_flags(model_options))
+      train_flags.supervised_options_from_flags(model_options))._replace(
+          weakly=run == WEAKLY)
 
 
 def _settings(run, crop_size, scales):
@@ -137,13 +170,14 @@ def _settings(run, crop_size, scales):
       'output_stride': FLAGS.output_stride,
       'atrous_rates': FLAGS.atrous_rates,
       'decoder_output_stride': FLAGS.decoder_output_stride}
-  if run == PSEUDOSEG:
+  pseudo_config = _pseudo_config(None, run)
+  if pseudo_config is not None:
     settings.update(use_attention=FLAGS.use_attention,
                     pseudo_src=FLAGS.pseudo_src, logit_norm=FLAGS.logit_norm,
-                    temperature=analysis.sharpening_temperature(
-                        _pseudo_config(model_options=None)),
+                    temperature=analysis.sharpening_temperature(pseudo_config),
                     att_strides=FLAGS.att_strides, att_v2=FLAGS.att_v2,
-                    attention_dim=FLAGS.attention_dim)
+                    attention_dim=FLAGS.attention_dim,
+                    weakly=pseudo_config.weakly)
   return settings
 
 
@@ -165,12 +199,13 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
       records[step] = cached
       progress.done(run, step, analysis.record_summary(cached), cached=True)
   last_step, last_checkpoint = checkpoints[-1]
+  num_overlays = FLAGS.num_overlay_images if run in _OVERLAY_RUNS else 0
   overlay_key = dict(
       analysis.checkpoint_settings(last_checkpoint, **settings),
-      num_images=FLAGS.num_overlay_images)
+      num_images=num_overlays)
   overlay_path = analysis.overlays_path(FLAGS.output_dir, run, last_step)
-  overlays = ([] if not FLAGS.num_overlay_images else analysis.load_overlays(
-      overlay_path, overlay_key, FLAGS.num_overlay_images))
+  overlays = ([] if not num_overlays else analysis.load_overlays(
+      overlay_path, overlay_key, num_overlays))
   if not todo and overlays is not None:
     return [records[step] for step, _ in checkpoints], overlays
   with tf.Graph().as_default():
@@ -181,7 +216,7 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
     iterator = analysis.make_iterator(dataset)
     options = model_flags.model_options_from_flags(dataset.num_of_classes,
                                                    crop_size)
-    pseudo_config = _pseudo_config(options) if run == PSEUDOSEG else None
+    pseudo_config = _pseudo_config(options, run)
     per_batch, overlay = analysis.build_fetches(
         iterator.get_next(), options, dataset.num_of_classes,
         dataset.ignore_label, scales, FLAGS.add_flipped_images,
@@ -199,21 +234,20 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
         progress.done(run, step, analysis.record_summary(record))
       if overlays is None:
         overlays = analysis.collect_overlays(sess, iterator, overlay,
-                                             last_checkpoint,
-                                             FLAGS.num_overlay_images)
+                                             last_checkpoint, num_overlays)
         analysis.save_overlays(overlay_path, overlays, overlay_key)
   return [records[step] for step, _ in checkpoints], overlays
 
 
 def _curves_figure(records, scalars, path):
-  names = {BASELINE: 'Supervised baseline', PSEUDOSEG: 'PseudoSeg'}
   loss, miou = {}, {}
-  for run in (BASELINE, PSEUDOSEG):
+  for run in records:
+    method = results_table.METHODS[run]
     curve = analysis.find_curve(scalars[run], _LOSS_TAG)
     if curve is not None:
-      loss[names[run]] = curve
+      loss[method] = curve
     val = analysis.validation_curves(records[run])
-    miou[names[run]] = (val['step'], val['miou'])
+    miou[method] = (val['step'], val['miou'])
   val = analysis.validation_curves(records[PSEUDOSEG])
   pseudo_accuracy = {
       'pixel accuracy': (val['step'], val['pseudo_pixel_accuracy']),
@@ -241,18 +275,21 @@ def _reliability_figure(last, path):
 
 
 def _overlays_figure(overlays, steps, num_classes, ignore_label, path):
-  baseline_rows, pseudoseg_rows = overlays[BASELINE], overlays[PSEUDOSEG]
+  """overlays: {run: rows of `collect_overlays`} of the runs of the figure
+  (the same images in every run); steps: {run: step of those rows}."""
+  runs = [run for run in _OVERLAY_RUNS if run in overlays]
   rows = []
-  for baseline, pseudoseg_row in zip(baseline_rows, pseudoseg_rows):
-    accuracy = lambda row: analysis.image_pixel_accuracy(
-        row['label'], row['prediction'], ignore_label)
-    label = '%s\nbaseline %s\nPseudoSeg %s' % (
-        baseline['name'], analysis.percent(accuracy(baseline)),
-        analysis.percent(accuracy(pseudoseg_row)))
-    rows.append((label, [baseline['image'], baseline['label'],
-                         baseline['prediction'], pseudoseg_row['prediction']]))
-  titles = ['Image', 'Ground truth', 'Baseline (step %d)' % steps[BASELINE],
-            'PseudoSeg (step %d)' % steps[PSEUDOSEG]]
+  for run_rows in zip(*(overlays[run] for run in runs)):
+    first = run_rows[0]
+    label = '\n'.join([first['name']] + [
+        '%s %s' % (_SHORT_NAMES[run], analysis.percent(
+            analysis.image_pixel_accuracy(row['label'], row['prediction'],
+                                          ignore_label)))
+        for run, row in zip(runs, run_rows)])
+    rows.append((label, [first['image'], first['label']] +
+                 [row['prediction'] for row in run_rows]))
+  titles = ['Image', 'Ground truth'] + [
+      '%s (step %d)' % (_SHORT_NAMES[run], steps[run]) for run in runs]
   plots.plot_overlays(path, rows, titles, num_classes, ignore_label,
                       FLAGS.colormap_type)
 
@@ -283,12 +320,13 @@ def main(unused_argv):
   progress = analysis.Progress({run: len(c) for run, c in checkpoints.items()},
                                total)
   records, overlays = {}, {}
-  for run in (BASELINE, PSEUDOSEG):
+  for run in checkpoints:
     records[run], overlays[run] = _analyze_run(run, checkpoints[run], crop_size,
                                                scales, progress)
   descriptor = data_generator.DATASETS[FLAGS.dataset]
-  scalars = {BASELINE: analysis.read_scalar_events(FLAGS.sup_logdir),
-             PSEUDOSEG: analysis.read_scalar_events(FLAGS.wss_logdir)}
+  logdirs = _logdirs()
+  scalars = {run: analysis.read_scalar_events(logdir)
+             for run, logdir in logdirs.items()}
   output = FLAGS.output_dir
   files = [(os.path.join(output, 'curves.png'),
             'loss, val mIoU, pseudo-label accuracy and ECE over steps'),
@@ -303,7 +341,8 @@ def main(unused_argv):
   _reliability_figure(records[PSEUDOSEG][-1], files[1][0])
   if FLAGS.num_overlay_images:
     last_steps = {run: c[-1][0] for run, c in checkpoints.items()}
-    _overlays_figure(overlays, last_steps,
+    _overlays_figure({run: overlays[run] for run in _OVERLAY_RUNS
+                      if run in overlays}, last_steps,
                      descriptor.num_classes, descriptor.ignore_label,
                      files[2][0])
   else:

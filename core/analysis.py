@@ -1,4 +1,4 @@
-"""End-of-run analysis of a baseline run and a PseudoSeg run (analyze.py).
+"""End-of-run analysis of baseline and PseudoSeg runs (analyze.py).
 
 For every checkpoint of a run, one pass over the evaluation split gives:
 
@@ -10,9 +10,11 @@ For every checkpoint of a run, one pass over the evaluation split gives:
   per-pixel distributions,
     `decoder`   softmax of the decoder logits,
     `sgc`       softmax of the self-attention-refined Grad-CAM
-                (`pseudoseg.attention_branch(class_labels=None,
-                is_training=False)`), resized bilinear (align_corners) to the
-                decoder-logit size,
+                (`pseudoseg.attention_branch(is_training=False)`), resized
+                bilinear (align_corners) to the decoder-logit size; its
+                Grad-CAM takes the classes the head predicts, or, for a
+                --weakly run (`PseudoSegOptions.weakly`), the ground-truth
+                image-level labels (`image_level_labels`), as in training,
     `fused`     `pseudo_label.fuse_probabilities` of the two,
     `sharpened` `pseudo_label.sharpen(fused, temperature)`, the soft pseudo
                 labels,
@@ -54,6 +56,7 @@ from core import eval_graph
 from core import metrics
 from core import prediction_files
 from core import pseudo_label
+from core import preprocess_utils
 from core import pseudoseg
 from core import results_io
 from deeplab import common
@@ -236,7 +239,8 @@ def build_fetches(samples, model_options, num_classes, ignore_label,
     ignore_label: ignored label value.
     eval_scales, add_flipped_images, image_pyramid: as eval.py's flags.
     pseudo_config: pseudoseg.PseudoSegOptions of a PseudoSeg run (how its
-      decoder and SGC outputs become pseudo labels), None for a baseline.
+      decoder and SGC outputs become pseudo labels; with `weakly` the SGC
+      uses the image-level labels of `label`), None for a baseline.
 
   Returns:
     (per_batch, overlay): dicts of tensors. per_batch: `confusion` int64
@@ -281,9 +285,13 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
   sgc_logits = None
   if pseudo_config.use_attention:
     valid = pseudoseg.valid_at(samples[common.VALID], logits_size)
+    class_labels = (image_level_labels(samples[common.LABEL], num_classes,
+                                       ignore_label)
+                    if pseudo_config.weakly else None)
     with tf.name_scope('sgc_inference'):
       outputs = pseudoseg.attention_branch(
-          images, None, valid, pseudo_config, num_classes, is_training=False)
+          images, class_labels, valid, pseudo_config, num_classes,
+          is_training=False)
     sgc_logits = resize.bilinear_ac(outputs.logits, logits_size)
     probs['sgc'] = tf.nn.softmax(sgc_logits)
   probs['fused'] = pseudo_label.fuse_probabilities(
@@ -293,6 +301,27 @@ def _pseudo_label_fetches(samples, model_options, num_classes, ignore_label,
                                             sharpening_temperature(
                                                 pseudo_config))
   return pseudo_label_statistics(probs, labels, num_classes, ignore_label)
+
+
+def image_level_labels(labels, num_classes, ignore_label):
+  """Graph op: the image-level labels of a batch of label maps.
+
+  What training gives a --weakly run's SGC as `cls_label`:
+  `preprocess_utils.image_level_labels` of each image, the foreground classes
+  present; ignored pixels (the eval padding among them) set nothing.
+
+  Args:
+    labels: int32 [N, H, W, 1] (or [N, H, W]) label maps.
+    num_classes: C, background included.
+    ignore_label: label value left out.
+
+  Returns:
+    float32 [N, C - 1] multi-hot: entry k - 1 is 1 when class k >= 1 occurs.
+  """
+  return tf.map_fn(
+      lambda label: preprocess_utils.image_level_labels(label, num_classes,
+                                                        ignore_label),
+      labels, fn_output_signature=tf.float32)
 
 
 def pseudo_label_statistics(probs, labels, num_classes, ignore_label):
@@ -372,8 +401,9 @@ def _restore(sess, checkpoint):
   if missing:
     raise InputError(
         'checkpoint %s lacks %d variable(s) of the analysis graph, e.g. %s: '
-        'is it a run of the right script (--sup_logdir: train_sup.py, '
-        '--wss_logdir: train_wss.py) with the same model flags?' %
+        'is it a run of the right script (--sup_logdir, --full_logdir: '
+        'train_sup.py; --wss_logdir, --weakly_logdir: train_wss.py) with '
+        'the same model flags?' %
         (checkpoint, len(missing), missing[0]))
 
 
@@ -516,7 +546,7 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
   """The JSON-serialisable results of one checkpoint.
 
   Args:
-    run: run name ('baseline' or 'pseudoseg').
+    run: run name (e.g. 'baseline', 'pseudoseg', 'pseudoseg_weakly').
     checkpoint: checkpoint prefix.
     step: its global step.
     totals: the dict of `evaluate_checkpoint`.

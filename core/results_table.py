@@ -7,6 +7,14 @@ import os
 
 from utils.errors import InputError
 
+# Run names (the cache files' prefix) and their method names, in table order.
+BASELINE, PSEUDOSEG, WEAKLY, FULL_LABEL = (
+    'baseline', 'pseudoseg', 'pseudoseg_weakly', 'full_label')
+METHODS = {BASELINE: 'Supervised baseline', PSEUDOSEG: 'PseudoSeg',
+           WEAKLY: 'PseudoSeg (weakly: image-level labels)',
+           FULL_LABEL: 'Full-label baseline'}
+
+
 def read_upper_bound(path):
   """The full-label upper bound JSON (see analyze.py --upper_bound_json).
 

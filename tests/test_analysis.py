@@ -127,6 +127,20 @@ def test_without_attention_there_is_no_sgc_source():
   assert list(totals['reliability']) == ['decoder', 'fused', 'sharpened']
 
 
+def test_image_level_labels_leave_out_background_and_ignored_pixels():
+  labels = np.array([
+      [[0, 3], [3, 255]],      # class 3; 255: an outline or the eval padding
+      [[1, 9], [8, 255]],      # classes 1 and 8; 9 is no class of C = 9
+      [[0, 255], [255, 255]],  # background only
+  ], np.int32)[..., np.newaxis]
+  with tf.Graph().as_default(), tf.Session() as sess:
+    image_labels = sess.run(analysis.image_level_labels(
+        tf.constant(labels), NUM_CLASSES, 255))
+  expected = np.zeros([3, NUM_CLASSES - 1], np.float32)
+  expected[0, 2] = expected[1, 0] = expected[1, 7] = 1
+  np.testing.assert_array_equal(image_labels, expected)
+
+
 def test_select_evenly_keeps_first_and_last():
   checkpoints = [(s, 'ckpt-%d' % s) for s in range(10)]
   assert [s for s, _ in analysis.select_evenly(checkpoints, 4)] == [0, 3, 6, 9]
@@ -262,6 +276,33 @@ def _build_pseudoseg():
                              NUM_CLASSES, is_training=True)
 
 
+def test_weakly_sgc_takes_the_ground_truth_image_labels():
+  """One graph, the same weights, the fetches built twice: with `weakly` the
+  SGC (Grad-CAM of the ground-truth classes 3 and 5, 7) differs, the decoder
+  does not."""
+  labels = np.full([2, 33, 33, 1], 255, np.int32)  # the eval padding
+  labels[0, :30, :30], labels[0, 5:20, 5:20] = 0, 3
+  labels[1, :25], labels[1, 2:10, 2:10], labels[1, 12:20, 12:20] = 0, 5, 7
+  images = np.random.RandomState(0).uniform(0, 255, [2, 33, 33, 3])
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    samples = {common.IMAGE: tf.constant(images, tf.float32),
+               common.LABEL: tf.constant(labels),
+               common.VALID: tf.constant((labels != 255).astype(np.int32)),
+               common.IMAGE_NAME: tf.constant(['a', 'b'])}
+    config = pseudoseg_options(_options())
+    fetches = {weakly: analysis.build_fetches(
+        samples, _options(), NUM_CLASSES, 255,
+        pseudo_config=config._replace(weakly=weakly))[0]
+               for weakly in (False, True)}
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      values = sess.run(fetches)
+  predicted, weakly = values[False]['reliability'], values[True]['reliability']
+  np.testing.assert_allclose(predicted['decoder'], weakly['decoder'])
+  assert not np.allclose(predicted['sgc'], weakly['sgc'])
+
+
 def _save_run(logdir, build, seed, events):
   """Checkpoints at steps 1 and 2 (different weights) and an event file."""
   with tf.Graph().as_default():
@@ -301,6 +342,11 @@ def _analyze(synthetic_dir, sup, wss, output, *extra):
                     *extra, timeout=600)
 
 
+def _load_record(output, run, step):
+  with open(os.path.join(output, 'analysis', '%s-%d.json' % (run, step))) as f:
+    return json.load(f)
+
+
 @pytest.mark.e2e
 def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   root, sup, wss = two_runs
@@ -308,17 +354,25 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   upper = root / 'upper.json'
   upper.write_text(json.dumps({'miou_mean': 0.75, 'miou_std': 0.01,
                                'seeds': [0, 1]}))
+  # The PseudoSeg checkpoints, analysed once more as a weakly run.
   process = _analyze(synthetic_dir, sup, wss, output,
-                     '--num_overlay_images=3', '--upper_bound_json=%s' % upper)
+                     '--num_overlay_images=3', '--upper_bound_json=%s' % upper,
+                     '--weakly_logdir=%s' % wss)
   assert process.returncode == 0, process.stderr[-3000:]
-  progress = re.findall(r'^analysis (\d)/4 +(\w+) step (\d)', process.stdout,
+  progress = re.findall(r'^analysis (\d)/6 +(\w+) step (\d)', process.stdout,
                         re.M)
   assert progress == [('1', 'baseline', '1'), ('2', 'baseline', '2'),
-                      ('3', 'pseudoseg', '1'), ('4', 'pseudoseg', '2')]
+                      ('3', 'pseudoseg', '1'), ('4', 'pseudoseg', '2'),
+                      ('5', 'pseudoseg_weakly', '1'),
+                      ('6', 'pseudoseg_weakly', '2')]
   for name in ('curves.png', 'reliability.png', 'overlays.png'):
     assert _is_png(os.path.join(output, name)), name
-  with open(os.path.join(output, 'analysis', 'pseudoseg-2.json')) as stream:
-    record = json.load(stream)
+  record, weakly = [_load_record(output, run, 2)
+                    for run in ('pseudoseg', 'pseudoseg_weakly')]
+  assert not record['settings']['weakly'] and weakly['settings']['weakly']
+  # Same weights: the decoder agrees; the SGC took other class labels.
+  assert weakly['sources']['decoder'] == record['sources']['decoder']
+  assert weakly['reliability']['sgc'] != record['reliability']['sgc']
   assert record['num_images'] == 8 and record['global_step'] == 2
   counted = np.sum(record['pseudo_label']['confusion_matrix'])
   for source in analysis.SOURCES:
@@ -346,6 +400,7 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   rerun = _analyze(synthetic_dir, sup, wss, output, '--num_overlay_images=0')
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert rerun.stdout.count('(cached') == 4
+  assert 'pseudoseg_weakly' not in rerun.stdout
 
 
 @pytest.mark.e2e
