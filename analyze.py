@@ -1,8 +1,9 @@
-"""End-of-run analysis of a supervised baseline and PseudoSeg runs.
+"""End-of-run analysis: which part of the PseudoSeg pipeline loses points.
 
-Evaluates every checkpoint of the training logdirs (--sup_logdir,
---wss_logdir, optionally --weakly_logdir: a train_wss.py --weakly run) on
---eval_split and writes into --output_dir:
+Evaluates every checkpoint of the training logdirs on --eval_split: the
+supervised baseline (--sup_logdir), PseudoSeg (--wss_logdir) and optionally
+PseudoSeg with image-level labels (--weakly_logdir, a train_wss.py --weakly
+run) and a full-label baseline (--full_logdir). Writes into --output_dir:
 
   curves.png       training loss, val mIoU, PseudoSeg pseudo-label accuracy
                    and ECE (decoder / SGC / fused / sharpened) over steps
@@ -11,23 +12,28 @@ Evaluates every checkpoint of the training logdirs (--sup_logdir,
   overlays.png     image | ground truth | baseline | PseudoSeg (| PseudoSeg
                    weakly), first --num_overlay_images val images, last
                    checkpoints
-  RESULTS.md       the results table (also printed), files and TensorBoard
-  results.json     the table's rows as JSON
+  RESULTS.md       the results table with the source of every row, IoU per
+                   class, files and TensorBoard (also printed)
+  results.json     the rows and the per-class IoU as JSON
   analysis/<run>-<step>.json  per-checkpoint numbers (cache: a rerun skips
                    checkpoints already analysed with the same settings)
 
 Pass the model, dataset and PseudoSeg flags given to training (the PseudoSeg
-flags take train_wss.py's defaults), plus --train_split for the table:
+flags take train_wss.py's defaults), plus --train_split (and
+--train_split_cls, the unlabeled split) for the table:
 
   python analyze.py --sup_logdir=work_dirs/quickstart/train_sup \
     --wss_logdir=work_dirs/quickstart/train_wss \
+    --weakly_logdir=work_dirs/quickstart/train_wss_weakly \
     --output_dir=work_dirs/quickstart/analysis --model_variant=mobilenet_v2 \
     --output_stride=16 --dataset=synthetic --dataset_dir=work_dirs/synthetic \
     --eval_split=val --eval_crop_size=193,193 --train_split=16_clean_3
 
-What is measured is described in core/analysis.py: mIoU as eval.py computes
-it; calibration and pseudo-label accuracy at the decoder-logit resolution,
-labels resized nearest as in training, ignored pixels left out.
+The full-label row comes from --full_logdir, else from --upper_bound_json
+when that committed result was made in the same --setting, train split and
+steps. What is measured is described in core/analysis.py: mIoU as eval.py
+computes it; calibration and pseudo-label accuracy at the decoder-logit
+resolution, labels resized nearest as in training, ignored pixels left out.
 """
 import os
 
@@ -44,6 +50,7 @@ from core import results_io
 from core import results_table
 from core import train_flags
 from core import wss_flags
+from datasets import build_synthetic_data
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils import plots
@@ -74,13 +81,30 @@ flags.DEFINE_integer('eval_batch_size', 1,
                      'Images per batch. The SGC batch norm and logit_norm use '
                      'batch statistics, so the SGC/fused ECEs depend on it; '
                      'pass the per-clone training batch to mimic training.')
+flags.DEFINE_string('full_logdir', None,
+                    'Optional training logdir of a full-label baseline '
+                    '(train_sup.py on all labels of --train_split_cls), '
+                    'analysed like --sup_logdir; its row replaces '
+                    '--upper_bound_json\'s.')
 flags.DEFINE_string('upper_bound_json', None,
-                    'Optional JSON of a full-label upper bound, added to the '
-                    'table when the file exists: {"miou_mean": mean val mIoU '
-                    'in [0, 1], "miou_std": std over seeds, "seeds": [ints], '
-                    '"steps": int, "train_split": "train_aug", "command": '
-                    '"the command run", "date": "ISO date"}; only miou_mean '
-                    'is required.')
+                    'Optional JSON of a committed full-label result, the '
+                    'table\'s full-label row when there is no --full_logdir: '
+                    '{"miou_mean": mean val mIoU in [0, 1], "miou_std": std '
+                    'over seeds, "seeds": [ints], "steps": int, '
+                    '"train_split": "train_aug", "setting": "as --setting", '
+                    '"command": "the command run", "date": "ISO date"}. Used '
+                    'only when its train_split, steps and setting equal '
+                    '--train_split_cls, the baseline\'s last step and '
+                    '--setting; otherwise RESULTS.md says why the row is '
+                    'left out.')
+flags.DEFINE_string('setting', '',
+                    'Free text naming the training setting of these runs, '
+                    'e.g. "synthetic 128_clean, 1000 steps, batch 4"; '
+                    '--upper_bound_json must carry the same "setting".')
+flags.DEFINE_list('class_names', [],
+                  'Class names in id order, for the per-class table; empty: '
+                  'the synthetic dataset\'s names with --dataset=synthetic, '
+                  'else the class ids.')
 flags.DEFINE_integer('num_overlay_images', 6,
                      'Rows of overlays.png (the first images of the split).')
 flags.DEFINE_integer('max_checkpoints_per_run', 0,
@@ -90,11 +114,12 @@ flags.DEFINE_integer('max_checkpoints_per_run', 0,
 flags.DEFINE_enum('colormap_type', 'pascal', ['pascal', 'cityscapes', 'ade20k'],
                   'Colour map of the label maps in overlays.png.')
 
-BASELINE, PSEUDOSEG, WEAKLY = (results_table.BASELINE,
-                               results_table.PSEUDOSEG, results_table.WEAKLY)
+BASELINE, PSEUDOSEG, WEAKLY, FULL_LABEL = (
+    results_table.BASELINE, results_table.PSEUDOSEG, results_table.WEAKLY,
+    results_table.FULL_LABEL)
 # The logdir flag of every run, in table order.
 _LOGDIR_FLAGS = {BASELINE: 'sup_logdir', PSEUDOSEG: 'wss_logdir',
-                 WEAKLY: 'weakly_logdir'}
+                 WEAKLY: 'weakly_logdir', FULL_LABEL: 'full_logdir'}
 _REQUIRED_RUNS = (BASELINE, PSEUDOSEG)
 _PSEUDOSEG_RUNS = (PSEUDOSEG, WEAKLY)
 # The runs of overlays.png, in column order.
@@ -107,9 +132,6 @@ _TRAIN_ECE_TAGS = {'decoder': 'calibration/ece_decoder',
                    'fused': 'calibration/ece_fused',
                    'sharpened': 'calibration/ece_pseudo'}
 _LOSS_TAG = 'total_loss'
-# Column titles of overlays.png and labels of its rows.
-_SHORT_NAMES = {BASELINE: 'Baseline', PSEUDOSEG: 'PseudoSeg',
-                WEAKLY: 'PseudoSeg weakly'}
 
 
 def _logdirs():
@@ -119,7 +141,8 @@ def _logdirs():
 
 
 def _check_flags():
-  """Validates the flags; returns (crop_size, scales, {run: checkpoints})."""
+  """Validates the flags; returns (crop_size, scales, {run: checkpoints},
+  class names)."""
   crop_size = flag_checks.parse_crop_size(FLAGS.eval_crop_size,
                                           'eval_crop_size')
   flag_checks.check_positive(FLAGS.eval_batch_size, 'eval_batch_size')
@@ -143,8 +166,15 @@ def _check_flags():
   if FLAGS.use_attention:
     pseudoseg.attention_end_points(_pseudo_config(options, PSEUDOSEG))
   results_table.read_upper_bound(FLAGS.upper_bound_json)
+  default_names = (build_synthetic_data.CLASS_NAMES
+                   if FLAGS.dataset == 'synthetic' else None)
+  try:
+    names = results_table.class_names(split.descriptor.num_classes,
+                                      FLAGS.class_names or default_names)
+  except InputError as error:
+    raise InputError('--class_names: %s' % error)
   flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
-  return crop_size, scales, checkpoints
+  return crop_size, scales, checkpoints, names
 
 
 def _pseudo_config(model_options, run):
@@ -275,47 +305,54 @@ def _reliability_figure(last, path):
 
 
 def _overlays_figure(overlays, steps, num_classes, ignore_label, path):
-  """overlays: {run: rows of `collect_overlays`} of the runs of the figure
-  (the same images in every run); steps: {run: step of those rows}."""
-  runs = [run for run in _OVERLAY_RUNS if run in overlays]
+  """overlays: {run: rows of `collect_overlays`} (the same images in every
+  run), in column order; steps: {run: step of those rows}."""
+  short = results_table.SHORT_NAMES
   rows = []
-  for run_rows in zip(*(overlays[run] for run in runs)):
+  for run_rows in zip(*overlays.values()):
     first = run_rows[0]
     label = '\n'.join([first['name']] + [
-        '%s %s' % (_SHORT_NAMES[run], analysis.percent(
-            analysis.image_pixel_accuracy(row['label'], row['prediction'],
-                                          ignore_label)))
-        for run, row in zip(runs, run_rows)])
+        '%s %s' % (short[run], analysis.percent(analysis.image_pixel_accuracy(
+            row['label'], row['prediction'], ignore_label)))
+        for run, row in zip(overlays, run_rows)])
     rows.append((label, [first['image'], first['label']] +
                  [row['prediction'] for row in run_rows]))
   titles = ['Image', 'Ground truth'] + [
-      '%s (step %d)' % (_SHORT_NAMES[run], steps[run]) for run in runs]
+      '%s (step %d)' % (short[run], steps[run]) for run in overlays]
   plots.plot_overlays(path, rows, titles, num_classes, ignore_label,
                       FLAGS.colormap_type)
 
 
-def _results_markdown(table, files, num_images):
-  logdir = os.path.commonpath([os.path.abspath(FLAGS.sup_logdir),
-                               os.path.abspath(FLAGS.wss_logdir)])
-  lines = [
-      '# Results: supervised baseline vs PseudoSeg', '',
-      'Dataset `%s`, split `%s` (%d images), last checkpoint of each run. '
-      'val mIoU as eval.py computes it. Pseudo-label accuracy (argmax of the '
-      'sharpened pseudo labels) and the expected calibration errors (15 '
-      'equal-width confidence bins) are measured on the same images with the '
-      'model in inference mode, at the decoder-logit resolution (labels '
-      'resized nearest as in training, ignored pixels left out), in batches '
-      'of %d images. Gain: PseudoSeg minus baseline, in percentage points.' %
-      (FLAGS.dataset, FLAGS.eval_split, num_images, FLAGS.eval_batch_size),
-      '', table, 'Files:', '']
-  lines += ['- `%s`: %s' % (path, what) for path, what in files]
-  lines += ['', 'Training curves in TensorBoard:', '',
-            '    .venv/bin/tensorboard --logdir %s' % logdir, '']
-  return '\n'.join(lines)
+def _write_results(records, logdirs, names, files):
+  """RESULTS.md and results.json from the last record of every run."""
+  last = {run: run_records[-1] for run, run_records in records.items()}
+  upper_bound, note = None, None
+  if FULL_LABEL not in last:
+    upper_bound, note = results_table.full_label_bound(
+        FLAGS.upper_bound_json, FLAGS.train_split_cls,
+        last[BASELINE]['global_step'], FLAGS.setting)
+  rows = results_table.results_rows(last, logdirs, FLAGS.train_split,
+                                    FLAGS.train_split_cls, upper_bound)
+  columns = results_table.per_class_columns(last)
+  results_io.write_json_atomically(
+      os.path.join(FLAGS.output_dir, 'results.json'),
+      {'rows': rows, 'per_class_iou': {'class_names': names,
+                                       'columns': dict(columns)}})
+  evaluation = {'dataset': FLAGS.dataset, 'split': FLAGS.eval_split,
+                'num_images': last[PSEUDOSEG]['num_images'],
+                'batch_size': FLAGS.eval_batch_size}
+  markdown = results_table.results_markdown(
+      rows, columns, names, files,
+      os.path.commonpath([os.path.abspath(d) for d in logdirs.values()]),
+      evaluation, note)
+  results_path = os.path.join(FLAGS.output_dir, 'RESULTS.md')
+  results_io.write_text_atomically(results_path, markdown)
+  print('\n' + markdown)
+  print('written: %s' % results_path)
 
 
 def main(unused_argv):
-  crop_size, scales, checkpoints = _check_flags()
+  crop_size, scales, checkpoints, names = _check_flags()
   total = sum(len(c) for c in checkpoints.values())
   progress = analysis.Progress({run: len(c) for run, c in checkpoints.items()},
                                total)
@@ -328,38 +365,28 @@ def main(unused_argv):
   scalars = {run: analysis.read_scalar_events(logdir)
              for run, logdir in logdirs.items()}
   output = FLAGS.output_dir
+  overlay_runs = [run for run in _OVERLAY_RUNS if run in records]
   files = [(os.path.join(output, 'curves.png'),
-            'loss, val mIoU, pseudo-label accuracy and ECE over steps'),
+            'loss, val mIoU, pseudo-label mIoU per source and ECE over '
+            'steps'),
            (os.path.join(output, 'reliability.png'),
             'reliability diagrams, PseudoSeg last checkpoint'),
            (os.path.join(output, 'overlays.png'),
-            'image | ground truth | baseline | PseudoSeg (row labels: pixel '
-            'accuracy of each image)'),
-           (os.path.join(output, 'results.json'), 'this table as JSON'),
+            'image | ground truth | %s (row labels: pixel accuracy of each '
+            'image)' % ' | '.join(results_table.SHORT_NAMES[run]
+                                  for run in overlay_runs)),
+           (os.path.join(output, 'results.json'), 'these tables as JSON'),
            (os.path.join(output, 'analysis'), 'per-checkpoint JSON')]
   _curves_figure(records, scalars, files[0][0])
   _reliability_figure(records[PSEUDOSEG][-1], files[1][0])
   if FLAGS.num_overlay_images:
     last_steps = {run: c[-1][0] for run, c in checkpoints.items()}
-    _overlays_figure({run: overlays[run] for run in _OVERLAY_RUNS
-                      if run in overlays}, last_steps,
+    _overlays_figure({run: overlays[run] for run in overlay_runs}, last_steps,
                      descriptor.num_classes, descriptor.ignore_label,
                      files[2][0])
   else:
     del files[2]
-  rows = results_table.results_rows(
-      records[BASELINE][-1], records[PSEUDOSEG][-1], FLAGS.train_split,
-      FLAGS.train_split_cls,
-      results_table.read_upper_bound(FLAGS.upper_bound_json))
-  table = results_table.results_table(rows)
-  results_io.write_json_atomically(os.path.join(output, 'results.json'),
-                                   {'rows': rows})
-  results_path = os.path.join(output, 'RESULTS.md')
-  markdown = _results_markdown(table, files,
-                                records[PSEUDOSEG][-1]['num_images'])
-  results_io.write_text_atomically(results_path, markdown)
-  print('\n' + markdown)
-  print('written: %s' % results_path)
+  _write_results(records, logdirs, names, files)
 
 
 if __name__ == '__main__':

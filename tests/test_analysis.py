@@ -174,41 +174,177 @@ def test_scalar_curves_last_write_wins_and_suffix_is_matched(tmp_path):
   assert analysis.find_curve(curves, 'total') is None
 
 
-def _record(step, miou, pseudo=None):
-  record = {'global_step': step, 'miou': miou}
-  if pseudo is not None:
-    record['pseudo_label'] = {'pixel_accuracy': pseudo, 'miou': pseudo / 2}
-    record['reliability'] = {s: {'ece': 0.01 * (i + 1)}
-                             for i, s in enumerate(analysis.SOURCES)}
+def _record(step, miou, pseudo_mious=None):
+  """A last-checkpoint record: val mIoU `miou`, per-class IoU [miou,
+  2 * miou, None]; a PseudoSeg one (pseudo_mious: {source: mIoU}) also
+  pseudo-label pixel accuracy 0.9, per source that mIoU and per-class IoU
+  [mIoU, 0, None], and ECEs 1, 2, 3, 4% (decoder, SGC, fused, sharpened; no
+  SGC when pseudo_mious has none)."""
+  record = {'global_step': step, 'miou': miou, 'num_images': 8,
+            'per_class_iou': [miou, 2 * miou, None]}
+  if pseudo_mious is not None:
+    record['pseudo_label'] = {'pixel_accuracy': 0.9}
+    record['sources'] = {source: {'miou': value,
+                                  'per_class_iou': [value, 0.0, None]}
+                         for source, value in pseudo_mious.items()}
+    record['reliability'] = {source: {'ece': 0.01 * (index + 1)}
+                             for index, source in enumerate(analysis.SOURCES)
+                             if source != 'sgc' or 'sgc' in pseudo_mious}
   return record
 
 
-def test_results_rows_and_table(tmp_path):
-  upper = tmp_path / 'upper.json'
-  upper.write_text(json.dumps({'miou_mean': 0.7, 'miou_std': 0.015,
-                               'seeds': [0, 1, 2], 'steps': 3000,
-                               'train_split': 'train_aug'}))
-  rows = results_table.results_rows(
-      _record(800, 0.40), _record(800, 0.45, pseudo=0.9), '16_clean_3',
-      'train_aug', results_table.read_upper_bound(str(upper)))
-  assert [r['method'] for r in rows] == [
-      'Supervised baseline', 'PseudoSeg', 'Full-label upper bound']
-  assert rows[1]['gain'] == pytest.approx(0.05)
-  assert rows[1]['ece_sgc'] == pytest.approx(0.02)
+def _cells(line):
+  return [cell.strip() for cell in line.strip('|').split('|')]
+
+
+_EVALUATION = {'dataset': 'synthetic', 'split': 'val', 'num_images': 8,
+               'batch_size': 2}
+_NAMES = ['background', 'disc', 'square']
+
+
+def _markdown(last, rows, note=None):
+  return results_table.results_markdown(
+      rows, results_table.per_class_columns(last), _NAMES,
+      [('/out/curves.png', 'curves')], '/runs', _EVALUATION, note)
+
+
+def _upper_bound_json(path, **overrides):
+  """A committed full-label result (setting 'tiny', 800 steps) at path."""
+  data = dict({'miou_mean': 0.7, 'miou_std': 0.015, 'seeds': [0, 1, 2],
+               'steps': 800, 'train_split': 'train_aug', 'setting': 'tiny',
+               'command': 'bash bench/full.sh', 'date': '2026-11-26'},
+              **overrides)
+  path.write_text(json.dumps({k: v for k, v in data.items()
+                              if v is not None}))
+  return str(path)
+
+
+def test_three_runs_and_a_committed_full_label_row(tmp_path):
+  bound, note = results_table.full_label_bound(
+      _upper_bound_json(tmp_path / 'upper.json'), 'train_aug', 800, 'tiny')
+  assert note is None
+  last = {'baseline': _record(800, 0.40),
+          'pseudoseg': _record(800, 0.45, {'decoder': 0.5, 'sgc': 0.25,
+                                           'fused': 0.375}),
+          'pseudoseg_weakly': _record(800, 0.5, {'decoder': 0.55, 'sgc': 0.6,
+                                                 'fused': 0.575})}
+  logdirs = {run: '/runs/' + run for run in last}
+  rows = results_table.results_rows(last, logdirs, '16_clean_3', 'train_aug',
+                                    bound)
+  assert [row['method'] for row in rows] == [
+      'Supervised baseline', 'PseudoSeg',
+      'PseudoSeg (weakly: image-level labels)', 'Full-label baseline']
+  assert [row['source'] for row in rows] == [
+      'measured in this run (/runs/baseline)',
+      'measured in this run (/runs/pseudoseg)',
+      'measured in this run (/runs/pseudoseg_weakly)',
+      'committed benchmark: bash bench/full.sh (2026-11-26)']
   lines = results_table.results_table(rows).splitlines()
-  assert len(lines) == 5
-  cells = lambda line: [c.strip() for c in line.strip('|').split('|')]
-  assert cells(lines[2])[:6] == ['Supervised baseline', 'train_sup.py',
-                                 '16_clean_3', '800', '40.0', '-']
-  assert cells(lines[3])[4:] == ['45.0', '+5.0', '90.0', '45.0', '1.0', '2.0',
-                                 '3.0', '4.0']
-  assert cells(lines[4])[2:5] == ['train_aug', '3000', '70.0 ± 1.5 (3 seeds)']
-  assert len(results_table.results_rows(
-      _record(1, 0.5), _record(1, 0.4, 0.5), 's', 'u', None)) == 2
-  assert results_table.read_upper_bound(str(tmp_path / 'absent.json')) is None
-  upper.write_text('{"miou": 1}')
+  assert len(lines) == 6
+  assert _cells(lines[0])[6:10] == [
+      'Pseudo-label pixel acc. (%)', 'Pseudo-label mIoU decoder (%)',
+      'Pseudo-label mIoU SGC (%)', 'Pseudo-label mIoU fused (%)']
+  assert _cells(lines[2]) == ['Supervised baseline', 'train_sup.py',
+                              '16_clean_3', '800', '40.0'] + ['-'] * 9
+  assert _cells(lines[3])[2:] == ['16_clean_3 + unlabeled train_aug', '800',
+                                  '45.0', '+5.0', '90.0', '50.0', '25.0',
+                                  '37.5', '1.0', '2.0', '3.0', '4.0']
+  assert _cells(lines[4])[1:10] == [
+      'train_wss.py --weakly', '16_clean_3 + image-level train_aug', '800',
+      '50.0', '+10.0', '90.0', '55.0', '60.0', '57.5']
+  assert _cells(lines[5])[2:] == ['train_aug', '800', '70.0 ± 1.5 (3 seeds)',
+                                  '+30.0'] + ['-'] * 8
+  markdown = _markdown(last, rows)
+  sources = markdown.split('Where the numbers come from:\n\n')[1]
+  assert sources.splitlines()[:4] == ['- %s: %s' % (row['method'],
+                                                   row['source'])
+                                      for row in rows]
+  assert 'No full-label row' not in markdown
+
+
+def test_full_label_row_left_out_when_the_setting_differs(tmp_path):
+  path = _upper_bound_json(tmp_path / 'upper.json',
+                           setting='synthetic 16_clean_3, 800 steps')
+  bound, note = results_table.full_label_bound(
+      path, 'train_aug', 800, 'synthetic 128_clean, 800 steps')
+  assert bound is None
+  assert note == (
+      'No full-label row: the committed result `%s` does not belong to this '
+      'setting (its setting is "synthetic 16_clean_3, 800 steps", this '
+      'run\'s "synthetic 128_clean, 800 steps").' % path)
+  # Without attention there is no SGC: its cells are '-'.
+  last = {'baseline': _record(800, 0.40),
+          'pseudoseg': _record(800, 0.45, {'decoder': 0.5, 'fused': 0.375})}
+  rows = results_table.results_rows(
+      last, {run: '/runs/' + run for run in last}, '16_clean_3', 'train_aug',
+      bound)
+  assert [row['method'] for row in rows] == ['Supervised baseline',
+                                             'PseudoSeg']
+  assert _cells(results_table.results_table(rows).splitlines()[3])[7:14] == [
+      '50.0', '-', '37.5', '1.0', '-', '3.0', '4.0']
+  markdown = _markdown(last, rows, note)
+  assert note in markdown.splitlines()
+  assert '| Full-label' not in markdown
+  # Nor does a JSON without a setting, of other steps or split, or absent.
+  for overrides, reason in (
+      ({'setting': None}, 'it has no "setting"; this run: "tiny"'),
+      ({'steps': 1000}, 'its steps is 1000, this run\'s 800'),
+      ({'train_split': '2_clean'},
+       'its train_split is "2_clean", this run\'s "train_aug"')):
+    path = _upper_bound_json(tmp_path / 'upper.json', **overrides)
+    bound, note = results_table.full_label_bound(path, 'train_aug', 800,
+                                                 'tiny')
+    assert bound is None and '(%s).' % reason in note
+  absent = str(tmp_path / 'absent.json')
+  assert 'does not exist' in results_table.full_label_bound(
+      absent, 'train_aug', 800, 'tiny')[1]
+  assert results_table.full_label_bound('', 'train_aug', 800, 'tiny') == (
+      None, None)
+  (tmp_path / 'upper.json').write_text('{"miou": 1}')
   with pytest.raises(InputError, match='miou_mean'):
-    results_table.read_upper_bound(str(upper))
+    results_table.full_label_bound(path, 'train_aug', 800, 'tiny')
+
+
+def test_measured_full_label_row_replaces_the_committed_one(tmp_path):
+  last = {'baseline': _record(800, 0.40),
+          'pseudoseg': _record(800, 0.45, {'decoder': 0.5, 'fused': 0.375}),
+          'full_label': _record(800, 0.6)}
+  bound, _ = results_table.full_label_bound(
+      _upper_bound_json(tmp_path / 'upper.json'), 'train_aug', 800, 'tiny')
+  rows = results_table.results_rows(
+      last, {run: '/runs/' + run for run in last}, '16_clean_3', 'train_aug',
+      bound)
+  assert len(rows) == 3
+  assert {key: rows[2][key] for key in ('method', 'split', 'miou', 'source')
+         } == {'method': 'Full-label baseline', 'split': 'train_aug',
+               'miou': 0.6, 'source': 'measured in this run (/runs/full_label)'}
+
+
+def test_per_class_table_names_the_classes():
+  last = {'baseline': _record(800, 0.2),
+          'pseudoseg': _record(800, 0.3, {'decoder': 0.5, 'sgc': 0.25,
+                                          'fused': 0.375}),
+          'pseudoseg_weakly': _record(800, 0.4, {'decoder': 0.1,
+                                                 'fused': 0.125})}
+  columns = results_table.per_class_columns(last)
+  assert [title for title, _ in columns] == [
+      'Baseline val', 'PseudoSeg val', 'PseudoSeg weakly val',
+      'PseudoSeg pseudo-label decoder', 'PseudoSeg pseudo-label SGC',
+      'PseudoSeg pseudo-label fused', 'PseudoSeg weakly pseudo-label decoder',
+      'PseudoSeg weakly pseudo-label fused']
+  lines = results_table.per_class_table(
+      columns, results_table.class_names(3, _NAMES)).splitlines()
+  assert _cells(lines[0])[:2] == ['Class', 'Baseline val IoU (%)']
+  assert [_cells(line) for line in lines[2:]] == [
+      ['background', '20.0', '30.0', '40.0', '50.0', '25.0', '37.5', '10.0',
+       '12.5'],
+      ['disc', '40.0', '60.0', '80.0'] + ['0.0'] * 5,
+      ['square'] + ['-'] * 8]
+  assert '\n'.join(lines) in _markdown(last, results_table.results_rows(
+      last, {run: run for run in last}, 's', 'u'))
+  assert results_table.class_names(3) == ['0', '1', '2']
+  with pytest.raises(InputError, match='2 class names'):
+    results_table.class_names(3, ['a', 'b'])
 
 
 def _is_png(path):
@@ -351,13 +487,13 @@ def _load_record(output, run, step):
 def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   root, sup, wss = two_runs
   output = str(root / 'out')
-  upper = root / 'upper.json'
-  upper.write_text(json.dumps({'miou_mean': 0.75, 'miou_std': 0.01,
-                               'seeds': [0, 1]}))
+  upper = _upper_bound_json(root / 'upper.json', miou_mean=0.75,
+                            miou_std=0.01, seeds=[0, 1], steps=2,
+                            setting='e2e')
   # The PseudoSeg checkpoints, analysed once more as a weakly run.
   process = _analyze(synthetic_dir, sup, wss, output,
                      '--num_overlay_images=3', '--upper_bound_json=%s' % upper,
-                     '--weakly_logdir=%s' % wss)
+                     '--setting=e2e', '--weakly_logdir=%s' % wss)
   assert process.returncode == 0, process.stderr[-3000:]
   progress = re.findall(r'^analysis (\d)/6 +(\w+) step (\d)', process.stdout,
                         re.M)
@@ -393,14 +529,30 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   assert markdown in process.stdout
   for text in ('| Supervised baseline | train_sup.py | 16_clean_3 | 2 |',
                '| PseudoSeg | train_wss.py | 16_clean_3 + unlabeled train_aug '
-               '| 2 |', '| 75.0 ± 1.0 (2 seeds) |',
-               'tensorboard --logdir %s' % root):
+               '| 2 |', '| PseudoSeg (weakly: image-level labels) | '
+               'train_wss.py --weakly |', '| 75.0 ± 1.0 (2 seeds) |',
+               '- PseudoSeg (weakly: image-level labels): measured in this '
+               'run (%s)' % wss, '- Full-label baseline: committed '
+               'benchmark: bash bench/full.sh (2026-11-26)',
+               '| hexagon |', 'tensorboard --logdir %s' % root):
     assert text in markdown, text
-  # A rerun reuses every cached checkpoint.
-  rerun = _analyze(synthetic_dir, sup, wss, output, '--num_overlay_images=0')
+  with open(os.path.join(output, 'results.json')) as stream:
+    results = json.load(stream)
+  assert len(results['rows']) == 4
+  assert results['per_class_iou']['class_names'][-1] == 'hexagon'
+  # A rerun reuses every cached checkpoint; a measured full-label run (here
+  # the baseline's checkpoints) replaces the committed row.
+  rerun = _analyze(synthetic_dir, sup, wss, output, '--num_overlay_images=0',
+                   '--upper_bound_json=%s' % upper, '--setting=e2e',
+                   '--full_logdir=%s' % sup)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
   assert rerun.stdout.count('(cached') == 4
+  assert re.findall(r'^analysis \d/6 +full_label step (\d)', rerun.stdout,
+                    re.M) == ['1', '2']
   assert 'pseudoseg_weakly' not in rerun.stdout
+  assert '- Full-label baseline: measured in this run (%s)' % sup in (
+      rerun.stdout)
+  assert 'committed benchmark' not in rerun.stdout
 
 
 @pytest.mark.e2e
