@@ -5,8 +5,10 @@ supervised baseline (--sup_logdir), PseudoSeg (--wss_logdir) and optionally
 PseudoSeg with image-level labels (--weakly_logdir, a train_wss.py --weakly
 run) and a full-label baseline (--full_logdir). Writes into --output_dir:
 
-  curves.png       training loss, val mIoU, PseudoSeg pseudo-label accuracy
-                   and ECE (decoder / SGC / fused / sharpened) over steps
+  curves.png       training loss and val mIoU of every run, pseudo-label
+                   mIoU per source (decoder / SGC / fused) of each PseudoSeg
+                   run, PseudoSeg's ECE (decoder / SGC / fused / sharpened)
+                   over steps
   reliability.png  reliability diagrams of PseudoSeg's decoder, SGC, fused and
                    sharpened pseudo labels on val, last checkpoint
   overlays.png     image | ground truth | baseline | PseudoSeg (| PseudoSeg
@@ -102,9 +104,9 @@ flags.DEFINE_string('setting', '',
                     'e.g. "synthetic 128_clean, 1000 steps, batch 4"; '
                     '--upper_bound_json must carry the same "setting".')
 flags.DEFINE_list('class_names', [],
-                  'Class names in id order, for the per-class table; empty: '
-                  'the synthetic dataset\'s names with --dataset=synthetic, '
-                  'else the class ids.')
+                  'Class names in id order, for the per-class table and the '
+                  'legend of overlays.png; empty: the synthetic dataset\'s '
+                  'names with --dataset=synthetic, else the class ids.')
 flags.DEFINE_integer('num_overlay_images', 6,
                      'Rows of overlays.png (the first images of the split).')
 flags.DEFINE_integer('max_checkpoints_per_run', 0,
@@ -270,18 +272,20 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
 
 
 def _curves_figure(records, scalars, path):
-  loss, miou = {}, {}
+  loss, miou, pseudo_miou = {}, {}, {}
   for run in records:
-    method = results_table.METHODS[run]
+    name = results_table.SHORT_NAMES[run]
     curve = analysis.find_curve(scalars[run], _LOSS_TAG)
     if curve is not None:
-      loss[method] = curve
+      loss[name] = curve
     val = analysis.validation_curves(records[run])
-    miou[method] = (val['step'], val['miou'])
+    miou[name] = (val['step'], val['miou'])
+    if run in _PSEUDOSEG_RUNS:
+      pseudo_miou[name] = {
+          source: (val['step'], val['pseudo_miou_' + source])
+          for source in analysis.CONFUSION_SOURCES
+          if 'pseudo_miou_' + source in val}
   val = analysis.validation_curves(records[PSEUDOSEG])
-  pseudo_accuracy = {
-      'pixel accuracy': (val['step'], val['pseudo_pixel_accuracy']),
-      'mIoU': (val['step'], val['pseudo_miou'])}
   val_ece = {source: (val['step'], val['ece_' + source])
              for source in analysis.SOURCES if 'ece_' + source in val}
   train_ece = {}
@@ -289,7 +293,7 @@ def _curves_figure(records, scalars, path):
     curve = analysis.find_curve(scalars[PSEUDOSEG], tag)
     if curve is not None and source in val_ece:
       train_ece[source] = curve
-  plots.plot_curves(path, loss, miou, pseudo_accuracy, val_ece, train_ece)
+  plots.plot_curves(path, loss, miou, pseudo_miou, val_ece, train_ece)
 
 
 def _reliability_figure(last, path):
@@ -304,9 +308,11 @@ def _reliability_figure(last, path):
                        last['num_images']))
 
 
-def _overlays_figure(overlays, steps, num_classes, ignore_label, path):
+def _overlays_figure(overlays, steps, num_classes, ignore_label, names,
+                     path):
   """overlays: {run: rows of `collect_overlays`} (the same images in every
-  run), in column order; steps: {run: step of those rows}."""
+  run), in column order; steps: {run: step of those rows}; names: C class
+  names."""
   short = results_table.SHORT_NAMES
   rows = []
   for run_rows in zip(*overlays.values()):
@@ -320,7 +326,7 @@ def _overlays_figure(overlays, steps, num_classes, ignore_label, path):
   titles = ['Image', 'Ground truth'] + [
       '%s (step %d)' % (short[run], steps[run]) for run in overlays]
   plots.plot_overlays(path, rows, titles, num_classes, ignore_label,
-                      FLAGS.colormap_type)
+                      FLAGS.colormap_type, names)
 
 
 def _write_results(records, logdirs, names, files):
@@ -367,8 +373,8 @@ def main(unused_argv):
   output = FLAGS.output_dir
   overlay_runs = [run for run in _OVERLAY_RUNS if run in records]
   files = [(os.path.join(output, 'curves.png'),
-            'loss, val mIoU, pseudo-label mIoU per source and ECE over '
-            'steps'),
+            'loss, val mIoU, pseudo-label mIoU per source and PseudoSeg\'s '
+            'ECE over steps'),
            (os.path.join(output, 'reliability.png'),
             'reliability diagrams, PseudoSeg last checkpoint'),
            (os.path.join(output, 'overlays.png'),
@@ -382,7 +388,7 @@ def main(unused_argv):
   if FLAGS.num_overlay_images:
     last_steps = {run: c[-1][0] for run, c in checkpoints.items()}
     _overlays_figure({run: overlays[run] for run in overlay_runs}, last_steps,
-                     descriptor.num_classes, descriptor.ignore_label,
+                     descriptor.num_classes, descriptor.ignore_label, names,
                      files[2][0])
   else:
     del files[2]

@@ -698,19 +698,14 @@ def validation_curves(records):
 
   Returns:
     dict: `step` int [n], `miou` float [n] (NaN where undefined) and, when the
-    records are PseudoSeg ones, `pseudo_pixel_accuracy`, `pseudo_miou`,
-    `ece_<source>` per measured source and `pseudo_miou_<source>` per source
-    of CONFUSION_SOURCES measured.
+    records are PseudoSeg ones, `ece_<source>` per measured source and
+    `pseudo_miou_<source>` per source of CONFUSION_SOURCES measured.
   """
   records = sorted(records, key=lambda r: r['global_step'])
   value = lambda v: np.nan if v is None else float(v)
   curves = {'step': np.array([r['global_step'] for r in records], np.int64),
             'miou': np.array([value(r['miou']) for r in records])}
   if records and 'reliability' in records[0]:
-    curves['pseudo_pixel_accuracy'] = np.array(
-        [value(r['pseudo_label']['pixel_accuracy']) for r in records])
-    curves['pseudo_miou'] = np.array(
-        [value(r['pseudo_label']['miou']) for r in records])
     for source in records[0]['reliability']:
       curves['ece_' + source] = np.array(
           [value(r['reliability'][source]['ece']) for r in records])

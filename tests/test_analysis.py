@@ -356,7 +356,7 @@ def test_plots_write_png_files(tmp_path):
   steps = np.array([0, 10, 20])
   curve = (steps, np.array([0.1, 0.3, 0.4]))
   plots.plot_curves(str(tmp_path / 'curves.png'), {'a': curve, 'b': curve},
-                    {'a': curve}, {'pixel accuracy': curve},
+                    {'a': curve}, {'PseudoSeg': {'decoder': curve}},
                     {'decoder': curve, 'sgc': curve},
                     {'decoder': curve})
   plots.plot_curves(str(tmp_path / 'empty.png'), {}, {}, {}, {})
@@ -376,6 +376,62 @@ def test_plots_write_png_files(tmp_path):
   assert names == ['curves.png', 'empty.png', 'overlays.png',
                    'reliability.png']  # no temporary file left behind
   assert all(_is_png(str(tmp_path / name)) for name in names)
+
+
+def _captured_figure(monkeypatch, plot, *args, **kwargs):
+  """The figure `plot` would write (left open for the caller to inspect)."""
+  figures = []
+  monkeypatch.setattr(plots, 'save_figure',
+                      lambda figure, path: figures.append(figure))
+  plot('unused.png', *args, **kwargs)
+  return figures[0]
+
+
+def test_curves_show_pseudo_label_miou_per_source_of_each_run(monkeypatch):
+  curve = (np.array([0, 10]), np.array([0.1, 0.3]))
+  figure = _captured_figure(
+      monkeypatch, plots.plot_curves, {}, {'PseudoSeg weakly': curve}, {
+          'PseudoSeg': {'decoder': curve, 'sgc': curve, 'fused': curve},
+          'PseudoSeg weakly': {'decoder': curve, 'fused': curve}}, {})
+  lines = figure.axes[2].get_lines()
+  assert [(line.get_label(), line.get_linestyle()) for line in lines] == [
+      ('PseudoSeg: Decoder softmax', '-'),
+      ('PseudoSeg: SGC (attention CAM)', '-'),
+      ('PseudoSeg: Fused pseudo label', '-'),
+      ('PseudoSeg weakly: Decoder softmax', '--'),
+      ('PseudoSeg weakly: Fused pseudo label', '--')]
+  assert lines[0].get_color() == lines[3].get_color() == 'tab:blue'
+  assert [line.get_label() for line in figure.axes[1].get_lines()] == [
+      'PseudoSeg weakly']
+  plots.pyplot.close(figure)
+
+
+def test_overlay_legend_names_the_classes(monkeypatch):
+  label = np.array([[0, 1], [255, 2]])
+  rows = [('row', [np.zeros([2, 2, 3], np.uint8)] + [label] * 4)]
+  titles = ['Image', 'GT', 'Baseline', 'PseudoSeg', 'PseudoSeg weakly']
+  for names, texts, title in (
+      (['background', 'disc', 'square'], ['background', 'disc', 'square'],
+       'class'),
+      (None, ['0', '1', '2'], 'class id')):
+    figure = _captured_figure(monkeypatch, plots.plot_overlays, rows, titles,
+                              3, class_names=names)
+    legend = figure.legends[0]
+    assert [text.get_text() for text in legend.get_texts()] == texts + [
+        'ignore (255)']
+    assert legend.get_title().get_text() == title
+    assert [axes.get_title() for axes in figure.axes] == titles
+    plots.pyplot.close(figure)
+
+
+def test_validation_curves_per_source():
+  records = [_record(2, 0.5, {'decoder': 0.4, 'fused': 0.3}),
+             _record(1, 0.2, {'decoder': None, 'fused': 0.1})]
+  curves = analysis.validation_curves(records)
+  assert curves['step'].tolist() == [1, 2]
+  np.testing.assert_allclose(curves['pseudo_miou_decoder'], [np.nan, 0.4])
+  np.testing.assert_allclose(curves['pseudo_miou_fused'], [0.1, 0.3])
+  assert 'pseudo_miou_sgc' not in curves and 'ece_sgc' not in curves
 
 
 # ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Pure matplotlib (Agg backend) on numpy arrays and dicts; no TensorFlow. Every
 figure is written as a PNG under a temporary name in the target folder and
 renamed into place, so an interrupted run never leaves a truncated file.
 """
+import math
 import os
 import tempfile
 
@@ -25,7 +26,9 @@ SOURCE_TITLES = {'decoder': 'Decoder softmax', 'sgc': 'SGC (attention CAM)',
                  'sharpened': 'Sharpened pseudo label'}
 SOURCE_COLORS = {'decoder': 'tab:blue', 'sgc': 'tab:orange',
                  'fused': 'tab:green', 'sharpened': 'tab:red'}
-METHOD_COLORS = ('tab:gray', 'tab:purple', 'tab:brown')
+METHOD_COLORS = ('tab:gray', 'tab:purple', 'tab:brown', 'tab:olive')
+# Line styles of the runs of one panel (first run solid).
+RUN_LINESTYLES = ('-', '--', ':', '-.')
 
 
 def save_figure(figure, path, dpi=100):
@@ -75,7 +78,7 @@ def _finish_panel(axes, title, ylabel, plotted, percent=False):
               transform=axes.transAxes, color='gray')
 
 
-def plot_curves(path, training_loss, val_miou, pseudo_accuracy, val_ece,
+def plot_curves(path, training_loss, val_miou, pseudo_miou, val_ece,
                 train_ece=None):
   """Four panels over training steps, written to `path`.
 
@@ -83,8 +86,9 @@ def plot_curves(path, training_loss, val_miou, pseudo_accuracy, val_ece,
     path: output PNG.
     training_loss: {method: (steps, total loss)} from the event files.
     val_miou: {method: (steps, val mIoU in [0, 1])} per checkpoint.
-    pseudo_accuracy: {label: (steps, value in [0, 1])} PseudoSeg pseudo-label
-      accuracy on val (e.g. pixel accuracy, mIoU).
+    pseudo_miou: {run: {source: (steps, mIoU in [0, 1])}}: pseudo-label mIoU
+      on val per source (e.g. decoder, sgc, fused) of each PseudoSeg run;
+      colour per source, line style per run.
     val_ece: {source: (steps, ECE)} on val, per checkpoint (thick lines).
     train_ece: optional {source: (steps, ECE)} of the training batches from
       the event files (thin lines).
@@ -102,9 +106,16 @@ def plot_curves(path, training_loss, val_miou, pseudo_accuracy, val_ece,
                 'loss', plotted)
   _finish_panel(miou_axes, 'val mIoU per checkpoint', 'mIoU',
                 _plot_lines(miou_axes, val_miou), percent=True)
-  _finish_panel(pseudo_axes, 'PseudoSeg: pseudo-label accuracy on val',
-                'accuracy', _plot_lines(pseudo_axes, pseudo_accuracy),
-                percent=True)
+  plotted = False
+  for index, (run, curves) in enumerate(pseudo_miou.items()):
+    labels = {source: '%s: %s' % (run, SOURCE_TITLES.get(source, source))
+              for source in curves}
+    plotted |= _plot_lines(
+        pseudo_axes, {labels[s]: curve for s, curve in curves.items()},
+        {labels[s]: SOURCE_COLORS.get(s) for s in curves},
+        linestyle=RUN_LINESTYLES[index % len(RUN_LINESTYLES)])
+  _finish_panel(pseudo_axes, 'Pseudo-label mIoU on val per source',
+                'mIoU', plotted, percent=True)
   plotted = _plot_lines(
       ece_axes, {SOURCE_TITLES.get(s, s): c for s, c in val_ece.items()},
       {SOURCE_TITLES.get(s, s): SOURCE_COLORS.get(s) for s in val_ece},
@@ -179,8 +190,21 @@ def colorize(label, ignore_label=255, colormap_type='pascal'):
   return color
 
 
+def _legend_handles(num_classes, ignore_label, colormap_type, class_names):
+  """Colour patches of the C classes (labelled with their names, else their
+  ids) and of the ignore label."""
+  colors = get_dataset_colormap.create_label_colormap(colormap_type)
+  labels = class_names or [str(c) for c in range(num_classes)]
+  handles = [patches.Patch(color=colors[c] / 255., label=labels[c])
+             for c in range(num_classes)]
+  handles.append(patches.Patch(
+      facecolor=np.array(IGNORE_COLOR) / 255., edgecolor='black',
+      label='ignore (%d)' % ignore_label))
+  return handles
+
+
 def plot_overlays(path, rows, column_titles, num_classes, ignore_label=255,
-                  colormap_type='pascal'):
+                  colormap_type='pascal', class_names=None):
   """A grid of images and label maps, one row per image, written to `path`.
 
   Args:
@@ -191,11 +215,17 @@ def plot_overlays(path, rows, column_titles, num_classes, ignore_label=255,
     num_classes: C, for the colour legend.
     ignore_label: label value drawn in IGNORE_COLOR.
     colormap_type: colour map of utils/get_dataset_colormap.py.
+    class_names: optional C names for the legend (else the class ids).
   """
   num_columns = len(column_titles)
+  handles = _legend_handles(num_classes, ignore_label, colormap_type,
+                            class_names)
+  legend_columns = min(len(handles), 10)
+  # Inches below the grid: one line of legend per legend_columns entries.
+  legend_height = 0.35 + 0.25 * math.ceil(len(handles) / legend_columns)
+  height = 2.4 * len(rows) + legend_height
   figure, axes = pyplot.subplots(len(rows), num_columns,
-                                 figsize=(2.4 * num_columns,
-                                          2.4 * len(rows) + 0.6),
+                                 figsize=(2.4 * num_columns, height),
                                  squeeze=False)
   for row_axes, (row_label, panels) in zip(axes, rows):
     for column, (panel_axes, panel) in enumerate(zip(row_axes, panels)):
@@ -209,14 +239,8 @@ def plot_overlays(path, rows, column_titles, num_classes, ignore_label=255,
         panel_axes.set_ylabel(row_label, fontsize=8)
   for panel_axes, title in zip(axes[0], column_titles):
     panel_axes.set_title(title, fontsize=10)
-  colors = get_dataset_colormap.create_label_colormap(colormap_type)
-  handles = [patches.Patch(color=colors[c] / 255., label=str(c))
-             for c in range(num_classes)]
-  handles.append(patches.Patch(
-      facecolor=np.array(IGNORE_COLOR) / 255., edgecolor='black',
-      label='ignore (%d)' % ignore_label))
-  figure.legend(handles=handles, loc='lower center', ncol=len(handles),
-                fontsize=7, title='class id', title_fontsize=7,
-                frameon=False)
-  figure.tight_layout(rect=(0, 0.6 / (2.4 * len(rows) + 0.6), 1, 1))
+  figure.legend(handles=handles, loc='lower center', ncol=legend_columns,
+                fontsize=7, title='class' if class_names else 'class id',
+                title_fontsize=7, frameon=False)
+  figure.tight_layout(rect=(0, legend_height / height, 1, 1))
   save_figure(figure, path)
