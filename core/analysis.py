@@ -55,8 +55,8 @@ from core import checkpoints
 from core import eval_graph
 from core import metrics
 from core import prediction_files
-from core import pseudo_label
 from core import preprocess_utils
+from core import pseudo_label
 from core import pseudoseg
 from core import results_io
 from deeplab import common

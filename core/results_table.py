@@ -116,7 +116,7 @@ def full_label_bound(path, train_split, steps, setting):
   if reason is None:
     return bound, None
   return None, ('No full-label row: the committed result `%s` does not '
-                'belong to this setting (%s).' % (path, reason))
+                'apply to this run (%s).' % (path, reason))
 
 
 def _mismatch(bound, expected):

@@ -269,9 +269,9 @@ def test_full_label_row_left_out_when_the_setting_differs(tmp_path):
       path, 'train_aug', 800, 'synthetic 128_clean, 800 steps')
   assert bound is None
   assert note == (
-      'No full-label row: the committed result `%s` does not belong to this '
-      'setting (its setting is "synthetic 16_clean_3, 800 steps", this '
-      'run\'s "synthetic 128_clean, 800 steps").' % path)
+      'No full-label row: the committed result `%s` does not apply to this '
+      'run (its setting is "synthetic 16_clean_3, 800 steps", this run\'s '
+      '"synthetic 128_clean, 800 steps").' % path)
   # Without attention there is no SGC: its cells are '-'.
   last = {'baseline': _record(800, 0.40),
           'pseudoseg': _record(800, 0.45, {'decoder': 0.5, 'fused': 0.375})}
