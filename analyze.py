@@ -55,6 +55,7 @@ from core import wss_flags
 from datasets import build_synthetic_data
 from deeplab import common
 from deeplab.tf_compat import tf
+from utils import atomic_write
 from utils import plots
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
@@ -352,7 +353,7 @@ def _write_results(records, logdirs, names, files):
       os.path.commonpath([os.path.abspath(d) for d in logdirs.values()]),
       evaluation, note)
   results_path = os.path.join(FLAGS.output_dir, 'RESULTS.md')
-  results_io.write_text_atomically(results_path, markdown)
+  atomic_write.write_text(results_path, markdown)
   print('\n' + markdown)
   print('written: %s' % results_path)
 

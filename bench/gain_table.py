@@ -27,7 +27,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
-from core import results_io  # noqa: E402
+from utils import atomic_write  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.errors import run_reporting_errors  # noqa: E402
 
@@ -131,11 +131,11 @@ def main(argv):
             for run, runs in found.items()}
   record['gain'] = {str(s): g for s, g in gains(found).items()}
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  results_io.write_text_atomically(FLAGS.output + '.md', text)
-  results_io.write_text_atomically(FLAGS.output + '.json',
-                                   json.dumps(record, indent=2) + '\n')
+  atomic_write.write_text(FLAGS.output + '.md', text)
+  atomic_write.write_text(FLAGS.output + '.json',
+                          json.dumps(record, indent=2) + '\n')
   if 'full' in found:
-    results_io.write_text_atomically(
+    atomic_write.write_text(
         FLAGS.output + '_upper_bound.json',
         json.dumps(upper_bound(found['full'], FLAGS.command, date),
                    indent=2) + '\n')

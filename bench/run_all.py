@@ -40,8 +40,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from bench import model_step  # noqa: E402  (defines variants, crop_sizes, ...)
-from core import results_io  # noqa: E402
 from datasets import build_synthetic_data  # noqa: E402
+from utils import atomic_write  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.errors import run_reporting_errors  # noqa: E402
 
@@ -231,7 +231,7 @@ def main(argv):
       lines += other
   text = '\n'.join(lines) + '\n'
   if FLAGS.output:
-    results_io.write_text_atomically(FLAGS.output, text)
+    atomic_write.write_text(FLAGS.output, text)
   print(text)
 
 

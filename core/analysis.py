@@ -46,7 +46,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -63,6 +62,7 @@ from deeplab import common
 from deeplab import model
 from deeplab import resize
 from deeplab.tf_compat import tf
+from utils import atomic_write
 from utils import checkpoint_paths
 from utils.errors import InputError
 
@@ -610,16 +610,9 @@ def save_overlays(path, rows, settings):
   for index, row in enumerate(rows):
     for key, value in row.items():
       arrays['%s_%d' % (key, index)] = np.asarray(value)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=directory, suffix='.tmp.npz')
-  os.close(handle)
-  try:
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, path)
-  except BaseException:
-    os.remove(temporary)
-    raise
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_write.open_atomic(path) as stream:
+    np.savez_compressed(stream, **arrays)
 
 
 def load_overlays(path, settings, num_images):

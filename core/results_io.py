@@ -1,13 +1,13 @@
-"""Results of an evaluation on disk: JSON records, atomic writes, summaries."""
+"""Results of an evaluation on disk: JSON records and files, summaries."""
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
 from core import metrics
 from deeplab.tf_compat import tf
+from utils import atomic_write
 
 
 def _json_value(value):
@@ -56,34 +56,8 @@ def _format_json(data):
 
 
 def write_json_atomically(path, data):
-  """Writes the dict `data` as JSON to `path` (see write_text_atomically)."""
-  write_text_atomically(path, _format_json(data))
-
-
-def write_text_atomically(path, text):
-  """Writes `text` to `path` (temporary file + os.replace).
-
-  The file gets the mode of any new file (0644 under the usual umask), not
-  mkstemp's 0600.
-  """
-  directory = os.path.dirname(os.path.abspath(path))
-  handle, temporary = tempfile.mkstemp(
-      dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(handle, 'w') as stream:
-      stream.write(text)
-    os.chmod(temporary, 0o666 & ~_umask())
-    os.replace(temporary, path)
-  except BaseException:
-    os.remove(temporary)
-    raise
-
-
-def _umask():
-  """The process umask (reading it means setting it; set it straight back)."""
-  mask = os.umask(0o022)
-  os.umask(mask)
-  return mask
+  """Writes the dict `data` as JSON to `path` (`atomic_write.write_text`)."""
+  atomic_write.write_text(path, _format_json(data))
 
 
 def write_results(logdir, record):

@@ -41,6 +41,15 @@ def synthetic_dir(tmp_path_factory):
   return directory
 
 
+@pytest.fixture
+def umask_022():
+  """Runs the test under umask 0o022; returns the mode of a new file, 0o644
+  (not mkstemp's 0600, so asserting it catches a missing chmod)."""
+  old = os.umask(0o022)
+  yield 0o644
+  os.umask(old)
+
+
 def run_script(script, *args, timeout=900):
   """Runs `python <script> args...` from the repo root; returns the process.
 

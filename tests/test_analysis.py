@@ -352,7 +352,7 @@ def _is_png(path):
     return stream.read(8) == PNG_MAGIC and os.path.getsize(path) > 1000
 
 
-def test_plots_write_png_files(tmp_path):
+def test_plots_write_png_files(tmp_path, umask_022):
   steps = np.array([0, 10, 20])
   curve = (steps, np.array([0.1, 0.3, 0.4]))
   plots.plot_curves(str(tmp_path / 'curves.png'), {'a': curve, 'b': curve},
@@ -376,6 +376,26 @@ def test_plots_write_png_files(tmp_path):
   assert names == ['curves.png', 'empty.png', 'overlays.png',
                    'reliability.png']  # no temporary file left behind
   assert all(_is_png(str(tmp_path / name)) for name in names)
+  # The umask's mode, not the 0600 of the temporary file.
+  assert {os.stat(tmp_path / name).st_mode & 0o777 for name in names} == {
+      umask_022}
+
+
+def test_overlay_cache_round_trip_with_the_umask_mode(tmp_path, umask_022):
+  rows = [{'image': np.full([2, 2, 3], index, np.uint8),
+           'label': np.array([[0, 1], [255, 2]]),
+           'prediction': np.array([[0, 1], [1, 2]]), 'name': 'img%d' % index}
+          for index in range(2)]
+  path = analysis.overlays_path(str(tmp_path), 'baseline', 3)
+  analysis.save_overlays(path, rows, {'num_images': 2})
+  assert os.listdir(tmp_path / 'analysis') == ['baseline-3-overlays.npz']
+  assert os.stat(path).st_mode & 0o777 == umask_022
+  loaded = analysis.load_overlays(path, {'num_images': 2}, 2)
+  assert [row['name'] for row in loaded] == ['img0', 'img1']
+  for row, saved in zip(rows, loaded):
+    for key in ('image', 'label', 'prediction'):
+      np.testing.assert_array_equal(saved[key], row[key])
+  assert analysis.load_overlays(path, {'num_images': 3}, 2) is None
 
 
 def _captured_figure(monkeypatch, plot, *args, **kwargs):

@@ -129,3 +129,16 @@ def test_save_overlay(tmp_path):
     save_annotation.save_overlay(image, label[:2], str(tmp_path), 'bad')
   with pytest.raises(InputError, match='alpha'):
     save_annotation.save_overlay(image, label, str(tmp_path), 'bad', alpha=2)
+
+
+def test_pngs_get_the_umask_mode_not_mkstemps_0600(tmp_path, umask_022):
+  label = np.array([[0, 1], [2, 0]], np.int32)
+  paths = [
+      save_annotation.save_annotation(label, str(tmp_path), 'colour'),
+      save_annotation.save_annotation(label, str(tmp_path), 'raw',
+                                      add_colormap=False),
+      save_annotation.save_overlay(np.zeros((2, 2, 3), np.uint8), label,
+                                   str(tmp_path), 'overlay')]
+  assert [os.stat(path).st_mode & 0o777 for path in paths] == [umask_022] * 3
+  assert sorted(os.listdir(tmp_path)) == ['colour.png', 'overlay.png',
+                                          'raw.png']

@@ -454,15 +454,11 @@ def test_summary_tags_carry_no_suffix(trained_logdir):
   assert not [tag for tag in tags if re.search(r'_\d+$', tag)]
 
 
-def test_results_json_is_world_readable(tmp_path):
-  old = os.umask(0o022)
-  try:
-    path = results_io.write_results(str(tmp_path), {
-        'checkpoint': 'x/model.ckpt-3', 'global_step': 3})
-  finally:
-    os.umask(old)
+def test_results_json_is_world_readable(tmp_path, umask_022):
+  path = results_io.write_results(str(tmp_path), {
+      'checkpoint': 'x/model.ckpt-3', 'global_step': 3})
   for name in (path, str(tmp_path / 'results.json')):
-    assert os.stat(name).st_mode & 0o777 == 0o644
+    assert os.stat(name).st_mode & 0o777 == umask_022
 
 
 def test_ctrl_c_saves_then_reports_one_line(trained_logdir, tmp_path,

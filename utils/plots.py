@@ -1,12 +1,11 @@
 """Figures of analyze.py: training curves, reliability diagrams, overlays.
 
 Pure matplotlib (Agg backend) on numpy arrays and dicts; no TensorFlow. Every
-figure is written as a PNG under a temporary name in the target folder and
-renamed into place, so an interrupted run never leaves a truncated file.
+figure is written as a PNG atomically (utils/atomic_write.py), so an
+interrupted run never leaves a truncated file.
 """
 import math
 import os
-import tempfile
 
 import matplotlib
 matplotlib.use('Agg')
@@ -15,6 +14,7 @@ from matplotlib import pyplot  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from utils import atomic_write  # noqa: E402
 from utils import get_dataset_colormap  # noqa: E402
 
 # Colour of ignored pixels (label 255) in label maps; no PASCAL class colour
@@ -33,17 +33,10 @@ RUN_LINESTYLES = ('-', '--', ':', '-.')
 
 def save_figure(figure, path, dpi=100):
   """Writes `figure` as a PNG to `path` atomically and closes it."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(
-      dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-  os.close(handle)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   try:
-    figure.savefig(temporary, format='png', dpi=dpi, bbox_inches='tight')
-    os.replace(temporary, path)
-  except BaseException:
-    os.remove(temporary)
-    raise
+    with atomic_write.open_atomic(path) as stream:
+      figure.savefig(stream, format='png', dpi=dpi, bbox_inches='tight')
   finally:
     pyplot.close(figure)
 

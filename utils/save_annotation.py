@@ -1,14 +1,14 @@
 """Saving label maps and overlays as PNG files (vis.py), docs/DESIGN.md §Evaluation.
 
-Files are written under a temporary name in the target directory and renamed
-into place, so a crash never leaves a truncated PNG behind.
+Files are written atomically (utils/atomic_write.py), so a crash never leaves a
+truncated PNG behind and every PNG gets the mode umask allows (0644 usually).
 """
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 
+from utils import atomic_write
 from utils import get_dataset_colormap
 from utils.errors import InputError
 
@@ -21,19 +21,11 @@ def _png_path(save_dir, filename):
 
 
 def _write_png_atomically(array_uint8, path):
-  """Writes a uint8 [H, W] or [H, W, 3] array to `path` via a temp file."""
-  directory = os.path.dirname(path) or '.'
-  os.makedirs(directory, exist_ok=True)
-  handle, temp_path = tempfile.mkstemp(
-      dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(handle, 'wb') as temp_file:
-      Image.fromarray(array_uint8).save(temp_file, format='PNG')
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
+  """Writes a uint8 [H, W] or [H, W, 3] array to `path` as a PNG, creating
+  its folder (`atomic_write.open_atomic`)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_write.open_atomic(path) as stream:
+    Image.fromarray(array_uint8).save(stream, format='PNG')
 
 
 def _to_uint8(values):
