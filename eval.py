@@ -3,9 +3,12 @@ multi-label classification accuracy/precision/recall).
 
 The latest checkpoint in --checkpoint_dir is evaluated at once; new checkpoints
 are then picked up every --eval_interval_secs until --max_number_of_evaluations
-checkpoints were evaluated (<= 0: forever). For each checkpoint the results go
-to scalar summaries in --eval_logdir and to `<eval_logdir>/results-<step>.json`
-and `<eval_logdir>/results.json` (latest).
+checkpoints were evaluated (<= 0: forever). With a value other than 1 eval.py
+is a watcher: started before its trainer, it waits for the first checkpoint
+(a single evaluation stops with an error instead). For each checkpoint the
+results go to scalar summaries in --eval_logdir and to
+`<eval_logdir>/results-<step>.json` and `<eval_logdir>/results.json` (latest).
+Ctrl-C or SIGTERM stops it with one line (exit code 130 or 143).
 
   python eval.py --logtostderr --eval_split=val --model_variant=xception_65 \
     --atrous_rates=6 --atrous_rates=12 --atrous_rates=18 --output_stride=16 \
@@ -32,6 +35,7 @@ from deeplab import model
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
+from utils.errors import sigterm_like_ctrl_c
 
 FLAGS = flags.FLAGS
 
@@ -179,31 +183,54 @@ def _report(record, json_path):
   print('results written to %s' % json_path)
 
 
+def evaluate_checkpoints(checkpoint_dir, interval_secs, max_evaluations,
+                         evaluate):
+  """Calls evaluate(snapshot) for each checkpoint that
+  checkpoints.checkpoints_to_evaluate yields, once snapshot_checkpoint read it
+  into memory.
+
+  A checkpoint deleted before it was read (rotated away by training) is
+  skipped with one warning and does not count towards `max_evaluations`.
+  SIGTERM stops it as Ctrl-C does.
+  """
+  skipped = set()
+  with sigterm_like_ctrl_c():
+    for checkpoint_path in checkpoints.checkpoints_to_evaluate(
+        checkpoint_dir, interval_secs, max_evaluations, skipped=skipped):
+      logging.info('Evaluating %s on %s/%s.', checkpoint_path, FLAGS.dataset,
+                   FLAGS.eval_split)
+      try:
+        snapshot = checkpoints.snapshot_checkpoint(checkpoint_path)
+      except checkpoints.CheckpointVanished as vanished:
+        logging.warning('%s', vanished)
+        skipped.add(checkpoint_path)
+        continue
+      evaluate(snapshot)
+
+
 def main(unused_argv):
   crop_size, scales, split_size = _check_flags()
   writer = None
-  skipped = set()
-  for checkpoint_path in checkpoints.checkpoints_to_evaluate(
-      FLAGS.checkpoint_dir, FLAGS.eval_interval_secs,
-      FLAGS.max_number_of_evaluations, skipped=skipped):
-    logging.info('Evaluating %s on %s/%s.', checkpoint_path, FLAGS.dataset,
-                 FLAGS.eval_split)
-    try:
-      snapshot = checkpoints.snapshot_checkpoint(checkpoint_path)
-    except checkpoints.CheckpointVanished as vanished:
-      logging.warning('%s', vanished)
-      skipped.add(checkpoint_path)
-      continue
+
+  def evaluate_and_write(snapshot):
+    nonlocal writer
     record = _evaluate(snapshot, crop_size, scales, split_size)
     if writer is None:
+      # Created with the first results: a failed run leaves no eval_logdir.
       tf.io.gfile.makedirs(FLAGS.eval_logdir)
       writer = tf.summary.FileWriter(FLAGS.eval_logdir)
     confusion = np.asarray(record['confusion_matrix'])
     results_io.write_scalar_summaries(
         writer, _summary_values(record, confusion), record['global_step'] or 0)
     _report(record, results_io.write_results(FLAGS.eval_logdir, record))
-  if writer is not None:
-    writer.close()
+
+  try:
+    evaluate_checkpoints(FLAGS.checkpoint_dir, FLAGS.eval_interval_secs,
+                         FLAGS.max_number_of_evaluations, evaluate_and_write)
+  finally:
+    # Also on Ctrl-C or SIGTERM: the summaries written so far reach the disk.
+    if writer is not None:
+      writer.close()
 
 
 if __name__ == '__main__':

@@ -9,6 +9,8 @@ One pass over --vis_split. For every record `<name>` (the basename of its
                                                     --also_save_raw_predictions
 
 --checkpoint_dir is a directory (its latest checkpoint) or a checkpoint prefix.
+Ctrl-C or SIGTERM stops it with one line (exit code 130 or 143); the images
+written by then stay.
 
   python vis.py --logtostderr --vis_split=val --model_variant=xception_65 \
     --atrous_rates=6 --atrous_rates=12 --atrous_rates=18 --output_stride=16 \
@@ -36,6 +38,7 @@ from deeplab.tf_compat import tf
 from utils import checkpoint_paths
 from utils import save_annotation
 from utils.errors import run_reporting_errors
+from utils.errors import sigterm_like_ctrl_c
 
 FLAGS = flags.FLAGS
 
@@ -177,7 +180,8 @@ def main(unused_argv):
   crop_size, scales, split_size, checkpoint = _check_flags()
   logging.info('Visualising %s on %s/%s.', checkpoint, FLAGS.dataset,
                FLAGS.vis_split)
-  with tf.Graph().as_default():
+  # SIGTERM stops it as Ctrl-C does; every PNG is written whole or not at all.
+  with sigterm_like_ctrl_c(), tf.Graph().as_default():
     fetches = _build_graph(crop_size, scales)
     with tf.Session(FLAGS.master) as sess:
       checkpoints.restore_variables(sess, checkpoint)

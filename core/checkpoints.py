@@ -36,8 +36,10 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
   directory) is yielded once. Stops after `max_evaluations` yields (<= 0:
   never).
 
-  With `max_evaluations > 0` an absent checkpoint is an InputError at once (a
-  bounded run must not wait forever); otherwise the first checkpoint is awaited.
+  A single evaluation (`max_evaluations == 1`) without a checkpoint is an
+  InputError at once: it must not wait forever. A watcher (any other value)
+  may start before its trainer: it waits for the folder and its first
+  checkpoint. Each wait is logged once, naming the folder.
 
   `skipped`: an optional set; a yielded prefix the caller adds to it before
   asking for the next one (e.g. it vanished before it could be read) does not
@@ -45,16 +47,15 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
   once.
   """
   if not tf.io.gfile.isdir(checkpoint_dir):
-    if (max_evaluations > 0 or
+    if (max_evaluations == 1 or
         checkpoint_paths.prefix_named_by(checkpoint_dir) is not None):
       yield checkpoint_paths.resolve_checkpoint(checkpoint_dir,
                                                 'checkpoint_dir')
       return
-    logging.info('Waiting for %s to be created.', checkpoint_dir)
-  elif max_evaluations > 0 and find_latest(checkpoint_dir) is None:
+  elif max_evaluations == 1 and find_latest(checkpoint_dir) is None:
     raise InputError('--checkpoint_dir %s holds no checkpoint' % checkpoint_dir)
   poll_secs = max(interval_secs, 1)
-  last, count, last_start = None, 0, None
+  last, count, last_start, waiting = None, 0, None, False
   while max_evaluations <= 0 or count < max_evaluations:
     if last_start is not None:
       remaining = last_start + interval_secs - clock()
@@ -63,13 +64,26 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
     path = (find_latest(checkpoint_dir) if tf.io.gfile.isdir(checkpoint_dir)
             else None)
     if path is None or path == last:
-      logging.info('Waiting for a new checkpoint in %s.', checkpoint_dir)
+      if not waiting:
+        _log_waiting(checkpoint_dir, first=last is None)
+        waiting = True
       sleep(poll_secs)
       continue
-    last, count, last_start = path, count + 1, clock()
+    last, count, last_start, waiting = path, count + 1, clock(), False
     yield path
     if skipped is not None and path in skipped:
       count, last_start = count - 1, None
+
+
+def _log_waiting(checkpoint_dir, first):
+  """The one log line of a watcher that starts to wait."""
+  if not first:
+    logging.info('Waiting for a new checkpoint in %s.', checkpoint_dir)
+  elif tf.io.gfile.isdir(checkpoint_dir):
+    logging.info('Waiting for the first checkpoint in %s.', checkpoint_dir)
+  else:
+    logging.info('Waiting for the first checkpoint in %s, which does not '
+                 'exist yet.', checkpoint_dir)
 
 
 def checkpoint_global_step(checkpoint_path):

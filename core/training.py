@@ -37,6 +37,8 @@ from deeplab.tf_compat import tf
 from utils.errors import InputError
 from utils.errors import Interrupted
 from utils.errors import TrainingError
+from utils.errors import sigterm_like_ctrl_c
+from utils.errors import signal_of
 
 FLAGS = flags.FLAGS
 
@@ -656,18 +658,23 @@ def _session_config():
 
 
 def _save_now(session, saver, global_step, finite_check):
-  """Writes a checkpoint of the current state (on Ctrl-C); returns a note."""
+  """Writes a checkpoint of the current state (on Ctrl-C or SIGTERM);
+  returns (its global step, a note naming it).
+
+  The step is read from the session, not from the ProgressHook: a signal
+  raises as soon as the run of a step returns, before the hooks saw it.
+  """
   result = []
 
   def save(step_context):
     step = step_context.session.run(global_step)
     finite_check.before_save(step_context.session, step)
-    result.append(saver.save(step_context.session,
-                             os.path.join(FLAGS.train_logdir,
-                                          CHECKPOINT_BASENAME),
-                             global_step=step))
+    result.append((step, 'saved %s' % saver.save(
+        step_context.session,
+        os.path.join(FLAGS.train_logdir, CHECKPOINT_BASENAME),
+        global_step=step)))
   session.run_step_fn(save)
-  return 'saved %s' % result[0]
+  return result[0]
 
 
 def _raise_training_error(error, progress, datasets):
@@ -697,6 +704,9 @@ def _raise_training_error(error, progress, datasets):
 def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
              guard=None, datasets=()):
   """Runs the train op until --training_number_of_steps, checkpointing.
+
+  Ctrl-C or SIGTERM stops it once the step under way is done: the chief saves
+  a checkpoint of it, then utils.errors.Interrupted says what was kept.
 
   Args:
     guard: the LogdirGuard of the run (told when a step completed), or None.
@@ -736,7 +746,8 @@ def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
   session_config = _session_config()
   session_config.device_filters.extend(config.device_filters())
   try:
-    with tf.train.MonitoredTrainingSession(
+    # SIGTERM (Slurm, Kubernetes) winds down as Ctrl-C does below.
+    with sigterm_like_ctrl_c(), tf.train.MonitoredTrainingSession(
         master=config.master,
         is_chief=config.is_chief,
         checkpoint_dir=logdir,
@@ -759,14 +770,15 @@ def run_loop(config, train_op, learning_rate, images_per_step, init_fn,
       try:
         while not session.should_stop():
           _run_update(session, train_op)
-      except KeyboardInterrupt:
-        note = 'not saved (not the chief)'
+      except KeyboardInterrupt as interrupt:
+        # Another task only reports the last step it saw: reading the global
+        # step would need the parameter servers, which may be gone.
+        step, note = progress.last_completed_step, 'not saved (not the chief)'
         if config.is_chief:
-          note = _save_now(session, saver, global_step, finite_check)
-        done = progress.last_completed_step
+          step, note = _save_now(session, saver, global_step, finite_check)
         raise Interrupted('training stopped %s; %s' % (
-            'after step %d' % done if done is not None else
-            'before its first step', note)) from None
+            'after step %d' % step if step else 'before its first step',
+            note), signal_of(interrupt)) from None
   except tf.errors.OpError as error:
     _raise_training_error(error, progress, datasets)
   finally:

@@ -220,8 +220,7 @@ def test_checkpoints_to_evaluate_yields_latest_then_new_ones(tmp_path):
 
 
 def test_checkpoints_to_evaluate_stops_after_max(tmp_path):
-  # The first answer is the up-front check that a checkpoint exists.
-  answers = iter(['c1', 'c1', 'c1', 'c2', 'c3'])
+  answers = iter(['c1', 'c1', 'c2', 'c3'])
   fake = _FakeTime()
   found = list(checkpoints.checkpoints_to_evaluate(
       str(tmp_path), 0, 2, find_latest=lambda d: next(answers),
@@ -230,11 +229,45 @@ def test_checkpoints_to_evaluate_stops_after_max(tmp_path):
   assert fake.sleeps == [1]  # an interval of 0 still polls once a second
 
 
-def test_checkpoints_to_evaluate_bounded_run_fails_without_checkpoint(tmp_path):
+def _must_not_wait(seconds):
+  raise AssertionError('a single evaluation waited (%s s)' % seconds)
+
+
+def test_checkpoints_to_evaluate_single_evaluation_fails_without_checkpoint(
+    tmp_path):
   with pytest.raises(InputError, match='holds no checkpoint'):
-    next(checkpoints.checkpoints_to_evaluate(str(tmp_path), 1, 1))
+    next(checkpoints.checkpoints_to_evaluate(str(tmp_path), 1, 1,
+                                             sleep=_must_not_wait))
   with pytest.raises(InputError, match='neither a directory'):
-    next(checkpoints.checkpoints_to_evaluate(str(tmp_path / 'nope'), 1, 1))
+    next(checkpoints.checkpoints_to_evaluate(str(tmp_path / 'nope'), 1, 1,
+                                             sleep=_must_not_wait))
+
+
+@pytest.mark.parametrize('max_evaluations', [2, 0, -1])
+@pytest.mark.parametrize('folder_exists', [True, False])
+def test_watcher_started_before_its_trainer_waits_for_the_first_checkpoint(
+    tmp_path, caplog, folder_exists, max_evaluations):
+  folder = tmp_path / 'train'
+  if folder_exists:
+    folder.mkdir()
+  fake, saved = _FakeTime(), []
+
+  def sleep(seconds):
+    fake.sleep(seconds)
+    if len(fake.sleeps) == 3:  # the trainer's first save, after three polls
+      folder.mkdir(exist_ok=True)
+      saved.append(_save_checkpoint(str(folder), 0, {'a': np.float32(1)}))
+
+  caplog.set_level(logging.INFO)
+  watcher = checkpoints.checkpoints_to_evaluate(
+      str(folder), 10, max_evaluations, sleep=sleep, clock=fake.clock)
+  assert next(watcher) == saved[0]
+  assert fake.sleeps == [10, 10, 10]
+  # One line for the whole wait, naming the folder.
+  waiting = [record.getMessage() for record in caplog.records
+             if record.getMessage().startswith('Waiting')]
+  assert waiting == ['Waiting for the first checkpoint in %s%s.' % (
+      folder, '' if folder_exists else ', which does not exist yet')]
 
 
 def test_checkpoints_to_evaluate_prefix_is_evaluated_once(tmp_path):

@@ -13,12 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 from absl.testing import flagsaver
 
+import eval as eval_script
 from core import checkpoints
 from core import data_generator
 from core import model_deploy
@@ -139,30 +141,70 @@ def _restore_graph():
   return graph, variable
 
 
-def test_watcher_skips_a_checkpoint_rotated_away_and_goes_on(tmp_path, caplog):
+def test_watcher_skips_a_checkpoint_rotated_away_and_goes_on(tmp_path, caplog,
+                                                            monkeypatch):
   _save_steps(tmp_path, [1])
-  skipped, evaluated = set(), []
-  clock = [0.0]
-  watcher = checkpoints.checkpoints_to_evaluate(
-      str(tmp_path), 1, 1, sleep=lambda s: clock.__setitem__(0, clock[0] + s),
-      clock=lambda: clock[0], skipped=skipped)
-  for path in watcher:
+  snapshot = checkpoints.snapshot_checkpoint
+
+  def rotated_before_it_is_read(path):
     if path.endswith('-1'):
       # Training rotates step 1 away (and saves step 2) before it is read.
       _save_steps(tmp_path, [2])
       for name in glob.glob(path + '.*'):
         os.remove(name)
-    try:
-      snapshot = checkpoints.snapshot_checkpoint(path, settle_secs=0)
-    except checkpoints.CheckpointVanished as vanished:
-      logging.warning('%s', vanished)
-      skipped.add(path)
-      continue
-    evaluated.append(snapshot.global_step)
+    return snapshot(path, settle_secs=0)
+
+  monkeypatch.setattr(checkpoints, 'snapshot_checkpoint',
+                      rotated_before_it_is_read)
+  evaluated = []
+  eval_script.evaluate_checkpoints(
+      str(tmp_path), 1, 1, lambda snapshot: evaluated.append(
+          snapshot.global_step))
   # The vanished checkpoint did not use up --max_number_of_evaluations=1.
   assert evaluated == [2]
   assert any('model.ckpt-1 was deleted before it could be read' in r.message
              for r in caplog.records)
+
+
+@pytest.fixture
+def stray_sigterm_fails():
+  """For a test that sends SIGTERM to its own process: a SIGTERM the code
+  under test leaves unhandled reaches this handler and fails the test
+  (instead of killing pytest). Yields the handler, which must be back once
+  that code is done."""
+
+  def stray(signum, frame):
+    raise AssertionError('SIGTERM reached no handler of the code under test')
+
+  previous = signal.signal(signal.SIGTERM, stray)
+  yield stray
+  signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_to_this_thread():
+  """A real SIGTERM, handled before this returns (pthread_kill checks for
+  signals at once), so the code under test gets it at a known point."""
+  signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+
+def test_watcher_stops_on_sigterm_like_ctrl_c(tmp_path, capsys,
+                                              stray_sigterm_fails):
+  _save_steps(tmp_path, [1])
+  evaluated = []
+
+  def evaluate(snapshot):
+    _sigterm_to_this_thread()
+    evaluated.append(snapshot.global_step)
+
+  def main(argv):
+    eval_script.evaluate_checkpoints(str(tmp_path), 1, 0, evaluate)
+
+  with pytest.raises(SystemExit) as exited:
+    errors.run_reporting_errors(main, [])
+  assert exited.value.code == 143
+  assert capsys.readouterr().err.strip().splitlines() == ['terminated']
+  assert evaluated == []  # stopped where the signal came
+  assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
 
 
 def test_snapshot_holds_step_and_weights_once_the_files_are_gone(tmp_path):
@@ -487,6 +529,33 @@ def test_ctrl_c_saves_then_reports_one_line(trained_logdir, tmp_path,
                    (logdir / 'model.ckpt-5')]
   assert _registered_steps(logdir) == [0, 3, 5]
   assert not (logdir / training.LOCK_FILE).exists()
+
+
+def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
+    trained_logdir, tmp_path, monkeypatch, capsys, stray_sigterm_fails):
+  logdir = _copy(trained_logdir, tmp_path)
+  after_run = training.ProgressHook.after_run
+
+  def terminated_at_step_5(self, run_context, run_values):
+    after_run(self, run_context, run_values)
+    if run_values.results['step'] == 5:
+      _sigterm_to_this_thread()
+
+  monkeypatch.setattr(training.ProgressHook, 'after_run', terminated_at_step_5)
+
+  def main(argv):
+    _train(logdir, 100)
+
+  with pytest.raises(SystemExit) as exited:
+    errors.run_reporting_errors(main, [])
+  assert exited.value.code == 143
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert lines == ['terminated: training stopped after step 5; saved %s' %
+                   (logdir / 'model.ckpt-5')]
+  assert _registered_steps(logdir) == [0, 3, 5]
+  assert not (logdir / training.LOCK_FILE).exists()
+  # The training loop put the previous handler back.
+  assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
 
 
 # ----------------------------------------------------------------------------

@@ -1,12 +1,16 @@
-"""eval.py's watcher beside a trainer that rotates checkpoints every second.
+"""The scripts under signals, and eval.py's watcher beside a trainer.
 
-A race, so bounded in time: train_sup.py (tiny crop, mobilenet_v2) saves every
-second with --max_to_keep=2 while eval.py watches the logdir. The watcher must
-keep going (a checkpoint deleted under it is skipped with one line), and both
-stop on Ctrl-C with one line, no traceback.
+A real SIGTERM (what Slurm and Kubernetes send) to train_sup.py and to an
+eval.py watcher: each stops with one line and exit code 143, the trainer once
+it saved the step it reached. Then a race, so bounded in time: train_sup.py
+(tiny crop, mobilenet_v2) saves every second with --max_to_keep=2 while
+eval.py watches the logdir. The watcher must keep going (a checkpoint deleted
+under it is skipped with one line), and both stop on Ctrl-C with one line, no
+traceback.
 """
 import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import time
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import run_script
 from deeplab.tf_compat import tf
 
 # Evaluations the watcher must finish (it then has survived several rotations).
@@ -23,13 +28,28 @@ _EVALUATIONS = 2
 # idle), then the race itself.
 _STARTUP_SECS = 300
 _RACE_SECS = 180
+# Steps the trainer logs before it gets SIGTERM.
+_STEPS_BEFORE_SIGTERM = 3
+_STEP_LINE = re.compile(r'step (\d+)/\d+\s+total_loss=')
+_TERMINATED_LINE = re.compile(
+    r'terminated: training stopped after step (\d+); saved (\S+)')
+# A tiny training run of train_sup.py (add --train_logdir and the steps).
+_TINY_TRAINING = ['--train_split=16_clean_3', '--train_crop_size=33,33',
+                  '--min_scale_factor=1', '--max_scale_factor=1',
+                  '--num_readers=1', '--num_clones=1', '--train_batch_size=1',
+                  '--save_summaries_secs=0']
 
 
-def _start(script, *args):
+def _model(dataset_dir):
+  return ['--model_variant=mobilenet_v2', '--output_stride=16',
+          '--dataset=synthetic', '--dataset_dir=%s' % dataset_dir]
+
+
+def _start(script, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONUNBUFFERED='1')
   return subprocess.Popen(
       [sys.executable, script] + [str(a) for a in args], cwd=REPO_ROOT,
-      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      env=env, stdout=stdout, stderr=stderr, text=True)
 
 
 def _stop(process):
@@ -44,19 +64,120 @@ def _stop(process):
   return out, err, process.returncode
 
 
+def _start_logging(log_path, script, *args):
+  """_start with stderr (where absl logs) to the file `log_path`."""
+  with open(log_path, 'w') as log:
+    return _start(script, *args, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _wait_for(process, log_path, pattern, count, timeout_secs):
+  """The matches of `pattern` in the log once there are `count` of them, or
+  fewer when the process ended or `timeout_secs` passed."""
+  deadline = time.time() + timeout_secs
+  while True:
+    found = pattern.findall(log_path.read_text())
+    if (len(found) >= count or process.poll() is not None or
+        time.time() > deadline):
+      return found
+    time.sleep(0.5)
+
+
+def _skip_unless_started(process, log_path, started, what):
+  """Skips the test if the process is alive but did not start in time (a busy
+  machine); fails it if the process died."""
+  if not started:
+    assert process.poll() is None, log_path.read_text()[-3000:]
+    pytest.skip('machine too busy: %s within %d s' % (what, _STARTUP_SECS))
+
+
+def _kill(process):
+  if process.poll() is None:
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.e2e
+def test_sigterm_saves_the_step_reached_then_exits_143(synthetic_dir,
+                                                       tmp_path):
+  logdir, log = tmp_path / 'train', tmp_path / 'train.log'
+  # --save_interval_secs=3600: no periodic save, only the one at the start.
+  training = [*_model(synthetic_dir), *_TINY_TRAINING,
+              '--train_logdir=%s' % logdir, '--log_steps=1',
+              '--save_interval_secs=3600']
+  trainer = _start_logging(log, 'train_sup.py', *training,
+                           '--training_number_of_steps=1000000')
+  try:
+    logged = [int(step) for step in _wait_for(
+        trainer, log, _STEP_LINE, _STEPS_BEFORE_SIGTERM, _STARTUP_SECS)]
+    _skip_unless_started(trainer, log, len(logged) >= _STEPS_BEFORE_SIGTERM,
+                         'the trainer logged no %d steps' %
+                         _STEPS_BEFORE_SIGTERM)
+    os.kill(trainer.pid, signal.SIGTERM)
+    code = trainer.wait(timeout=120)
+  finally:
+    _kill(trainer)
+  err = log.read_text()
+  assert code == 143, err[-3000:]
+  assert 'Traceback' not in err
+  match = _TERMINATED_LINE.fullmatch(err.strip().splitlines()[-1])
+  assert match, err[-3000:]
+  step, saved = int(match.group(1)), match.group(2)
+  assert step >= logged[-1]
+  assert saved == str(logdir / ('model.ckpt-%d' % step))
+  assert tf.train.latest_checkpoint(str(logdir)) == saved
+  assert tf.train.load_checkpoint(saved).get_tensor('global_step') == step
+  state = tf.train.get_checkpoint_state(str(logdir))
+  assert [os.path.basename(path) for path in
+          state.all_model_checkpoint_paths] == ['model.ckpt-0',
+                                                'model.ckpt-%d' % step]
+  assert not (logdir / 'train.lock').exists()
+  # The checkpoint restores: the same command resumes from it.
+  resumed = run_script('train_sup.py', *training,
+                       '--training_number_of_steps=%d' % (step + 1))
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'Training finished at step %d;' % (step + 1) in resumed.stderr
+  assert tf.train.load_checkpoint(str(logdir)).get_tensor(
+      'global_step') == step + 1
+
+
+@pytest.mark.e2e
+def test_bounded_watcher_waits_for_its_trainer_and_stops_on_sigterm(
+    synthetic_dir, tmp_path):
+  logdir, eval_logdir = tmp_path / 'train', tmp_path / 'eval'
+  log = tmp_path / 'eval.log'
+  waiting = re.compile(re.escape(
+      'Waiting for the first checkpoint in %s, which does not exist yet.' %
+      logdir))
+  watcher = _start_logging(
+      log, 'eval.py', *_model(synthetic_dir), '--checkpoint_dir=%s' % logdir,
+      '--eval_logdir=%s' % eval_logdir, '--eval_split=16_clean_3',
+      '--eval_crop_size=113,113', '--eval_interval_secs=1',
+      '--max_number_of_evaluations=2')
+  try:
+    started = _wait_for(watcher, log, waiting, 1, _STARTUP_SECS)
+    _skip_unless_started(watcher, log, started, 'the watcher did not wait')
+    time.sleep(3)  # a few polls, none of which may log again
+    os.kill(watcher.pid, signal.SIGTERM)
+    code = watcher.wait(timeout=120)
+  finally:
+    _kill(watcher)
+  err = log.read_text()
+  assert code == 143, err[-3000:]
+  assert 'Traceback' not in err
+  assert err.strip().splitlines()[-1] == 'terminated'
+  assert len(waiting.findall(err)) == 1
+  assert not eval_logdir.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_eval_watcher_survives_checkpoint_rotation(synthetic_dir, tmp_path):
   logdir, eval_logdir = tmp_path / 'train', tmp_path / 'eval'
-  model = ['--model_variant=mobilenet_v2', '--output_stride=16',
-           '--dataset=synthetic', '--dataset_dir=%s' % synthetic_dir]
+  model = _model(synthetic_dir)
   trainer = _start(
-      'train_sup.py', *model, '--train_logdir=%s' % logdir,
-      '--train_split=16_clean_3', '--train_crop_size=33,33',
-      '--min_scale_factor=1', '--max_scale_factor=1', '--num_readers=1',
-      '--num_clones=1', '--train_batch_size=1', '--log_steps=100',
-      '--training_number_of_steps=1000000', '--save_interval_secs=1',
-      '--max_to_keep=2', '--save_summaries_secs=0')
+      'train_sup.py', *model, *_TINY_TRAINING, '--train_logdir=%s' % logdir,
+      '--log_steps=100', '--training_number_of_steps=1000000',
+      '--save_interval_secs=1', '--max_to_keep=2')
   watcher = _start(
       'eval.py', *model, '--checkpoint_dir=%s' % logdir,
       '--eval_logdir=%s' % eval_logdir, '--eval_split=16_clean_3',

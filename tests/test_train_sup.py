@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from conftest import run_script
+from core import data_generator
 from deeplab.tf_compat import tf
 
 LIGHT_MODEL = ['--model_variant=mobilenet_v2', '--output_stride=16',
@@ -117,17 +118,35 @@ def _listing(directory):
   return sorted(os.listdir(directory))
 
 
-@pytest.mark.parametrize('flags_to_drop, extra, message', [
-    ('--train_logdir', [], 'Flag --train_logdir must have a value other than '
-     'None.'),
-    ('--dataset_dir', [], 'Flag --dataset_dir must have a value other than '
-     'None.'),
-    (None, ['--train_split=no_such_split'], 'no_such_split'),
-    (None, ['--num_clones=3', '--train_batch_size=4'],
-     'must be a positive multiple of --num_clones=3'),
+def _error_lines(stderr):
+  """The lines reporting an error: absl's flag check (`FATAL …`, exit code 1)
+  or utils.errors.run_reporting_errors (`error: …`, exit code 2 or 1)."""
+  return [line for line in stderr.splitlines()
+          if line.startswith(('FATAL ', 'error: '))]
+
+
+def _missing_flag_line(name):
+  return ('FATAL Flags parsing error: flag --%s=None: Flag --%s must have a '
+          'value other than None.' % (name, name))
+
+
+_SYNTHETIC_SPLITS = ', '.join(sorted(
+    data_generator.get_dataset_descriptor('synthetic').splits_to_sizes))
+
+
+@pytest.mark.parametrize('flags_to_drop, extra, exit_code, line', [
+    ('--train_logdir', [], 1, _missing_flag_line('train_logdir')),
+    ('--dataset_dir', [], 1, _missing_flag_line('dataset_dir')),
+    (None, ['--train_split=no_such_split'], 2,
+     "error: Unknown split 'no_such_split' of dataset 'synthetic'; known "
+     'splits: %s.' % _SYNTHETIC_SPLITS),
+    (None, ['--num_clones=3', '--train_batch_size=4'], 2,
+     'error: --train_batch_size=4 must be a positive multiple of '
+     '--num_clones=3; lower both together for a small run, e.g. '
+     '--num_clones=1 --train_batch_size=2.'),
 ])
 def test_bad_input_is_reported(synthetic_dir, tmp_path, flags_to_drop, extra,
-                               message):
+                               exit_code, line):
   (tmp_path / 'keep.txt').write_text('existing output')
   args = [*LIGHT_MODEL, *SHORT_RUN, '--dataset_dir=%s' % synthetic_dir,
           '--train_logdir=%s' % tmp_path, '--num_clones=1',
@@ -135,8 +154,10 @@ def test_bad_input_is_reported(synthetic_dir, tmp_path, flags_to_drop, extra,
   if flags_to_drop:
     args = [a for a in args if not a.startswith(flags_to_drop + '=')]
   process = run_script('train_sup.py', *args)
-  assert process.returncode != 0
-  assert message in process.stderr
+  # docs/RELIABILITY.md: exit code 1 for absl's flag check, 2 for bad input.
+  assert process.returncode == exit_code, process.stderr[-3000:]
+  assert _error_lines(process.stderr) == [line]
+  assert 'Traceback' not in process.stderr
   assert _listing(tmp_path) == ['keep.txt']
 
 
@@ -153,8 +174,14 @@ def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path):
                  '--train_batch_size=2', '--training_number_of_steps=1',
                  '--tf_initial_checkpoint=%s' % (checkpoint_dir /
                                                  'model.ckpt'))
-  assert process.returncode != 0
-  assert 'MobilenetV2/Conv/weights' in process.stderr
+  assert process.returncode == 2, process.stderr[-3000:]
+  assert _error_lines(process.stderr) == [
+      'error: incompatible checkpoint %s: variable MobilenetV2/Conv/weights '
+      'has shape [3, 3, 3, 32] in the model but [3, 3, 3, 7] in the '
+      'checkpoint; the backbone differs: check --model_variant and the model '
+      'flags (e.g. --output_stride, --atrous_rates) against the checkpoint' %
+      (checkpoint_dir / 'model.ckpt')]
+  assert 'Traceback' not in process.stderr
   assert _listing(logdir) == []
   reader = tf.train.load_checkpoint(str(checkpoint_dir / 'model.ckpt'))
   assert reader.get_variable_to_shape_map()['MobilenetV2/Conv/weights'] == [
