@@ -1,16 +1,20 @@
 """Table of the PseudoSeg-vs-baseline benchmark from its eval results.
 
 Reads <runs_dir>/seed<k>/eval_<run>/results.json for every seed and run
-(`sup`: baseline on the labeled split, `wss`: PseudoSeg, `full`: baseline on all
+(`sup`: baseline on the labeled split, `wss`: PseudoSeg, `weakly`: PseudoSeg
+with the image-level labels of the unlabeled images, `full`: baseline on all
 of train_aug, the upper bound), and writes
-  <output>.md    per-seed mIoU, gain of PseudoSeg, mean and spread;
-  <output>.json  the same numbers (percent);
+  <output>.md    per-seed mIoU, gains over the baseline, mean and spread;
+  <output>.json  the same numbers (percent) by run and seed, the gains
+                 (`gain`: PseudoSeg, `gain_weakly`) and the setting;
   <output>_upper_bound.json  the full-label record analyze.py
-                 --upper_bound_json reads (mIoU as fractions in [0, 1]).
+                 --upper_bound_json reads (mIoU as fractions in [0, 1]),
+                 with the --setting it was measured in.
 
 Usage:
   python bench/gain_table.py --runs_dir=work_dirs/bench_gain \
-    --output=bench/results/pseudoseg_vs_baseline --command="..."
+    --output=bench/results/pseudoseg_vs_baseline --command="..." \
+    --setting="synthetic 128_clean, 1000 steps, batch 4, crop 129"
 """
 import datetime
 import glob
@@ -36,10 +40,19 @@ flags.DEFINE_string('runs_dir', None, 'Folder holding seed<k>/eval_<run>/.')
 flags.DEFINE_string('output', None, 'Output path without extension.')
 flags.DEFINE_string('command', '', 'The command that produced the runs.')
 flags.DEFINE_string('machine', '', 'Machine and load, for the record.')
+flags.DEFINE_string('setting', '',
+                    'The training setting of the runs (bench/protocol.sh '
+                    'setting_of), written into both JSON files; analyze.py '
+                    'uses the upper bound only in the same setting.')
 
-RUNS = (('sup', 'Baseline (train_sup), 1/16 labeled'),
-        ('wss', 'PseudoSeg (train_wss), 1/16 labeled + unlabeled'),
+RUNS = (('sup', 'Baseline (train_sup), labeled split'),
+        ('wss', 'PseudoSeg (train_wss), labeled + unlabeled'),
+        ('weakly', 'PseudoSeg weakly (train_wss --weakly), labeled + '
+         'image-level labels'),
         ('full', 'Full-label baseline (train_sup, all train_aug)'))
+# (JSON key, table title, method run) of each gain over the baseline.
+GAINS = (('gain', 'PseudoSeg gain', 'wss'),
+         ('gain_weakly', 'PseudoSeg weakly gain', 'weakly'))
 
 
 def read_results(runs_dir):
@@ -66,11 +79,11 @@ def summarize(values):
   return float(values.mean()), float(spread)
 
 
-def gains(found):
-  """{seed: PseudoSeg mIoU - baseline mIoU} for seeds with both runs."""
-  sup, wss = found.get('sup', {}), found.get('wss', {})
-  return {seed: wss[seed][0] - sup[seed][0] for seed in sorted(sup)
-          if seed in wss}
+def gains(found, method='wss'):
+  """{seed: `method` mIoU - baseline mIoU} for seeds with both runs."""
+  sup, runs = found.get('sup', {}), found.get(method, {})
+  return {seed: runs[seed][0] - sup[seed][0] for seed in sorted(sup)
+          if seed in runs}
 
 
 def mean_and_spread(values, number_format):
@@ -81,15 +94,16 @@ def mean_and_spread(values, number_format):
   return (number_format + ' ± %.2f') % (mean, std)
 
 
-def upper_bound(full, command, date):
+def upper_bound(full, command, date, setting):
   """analyze.py's --upper_bound_json record from {seed: (miou %, step)}."""
   mean, std = summarize([miou for miou, _ in full.values()])
   return {'miou_mean': mean / 100.0, 'miou_std': std / 100.0,
           'seeds': sorted(full), 'steps': max(step for _, step in full.values()),
-          'train_split': 'train_aug', 'command': command, 'date': date}
+          'train_split': 'train_aug', 'setting': setting, 'command': command,
+          'date': date}
 
 
-def markdown(found, command, machine, date):
+def markdown(found, command, machine, date, setting):
   seeds = sorted({seed for runs in found.values() for seed in runs})
   header = ['run'] + ['seed %d' % s for s in seeds] + ['mean ± std']
   lines = ['| ' + ' | '.join(header) + ' |',
@@ -102,16 +116,20 @@ def markdown(found, command, machine, date):
     lines.append('| %s | %s | %s |' % (
         title, ' | '.join(cells),
         mean_and_spread([v[0] for v in found[run].values()], '%.2f')))
-  per_seed = gains(found)
-  if per_seed:
-    cells = ['%+.2f' % per_seed[s] if s in per_seed else '–' for s in seeds]
-    lines.append('| **PseudoSeg gain** | %s | **%s** |' % (
-        ' | '.join(cells), mean_and_spread(list(per_seed.values()), '%+.2f')))
+  for _, title, method in GAINS:
+    per_seed = gains(found, method)
+    if per_seed:
+      cells = ['%+.2f' % per_seed[s] if s in per_seed else '–' for s in seeds]
+      lines.append('| **%s** | %s | **%s** |' % (
+          title, ' | '.join(cells),
+          mean_and_spread(list(per_seed.values()), '%+.2f')))
   steps = sorted({v[1] for runs in found.values() for v in runs.values()})
   notes = ['', 'Val mIoU (%%) on the synthetic `val` split (300 images), '
            'last checkpoint (step %s); std is the sample standard deviation '
            'over seeds.' % ', '.join(str(s) for s in steps),
            'Date: %s.' % date]
+  if setting:
+    notes.append('Setting: %s.' % setting)
   if machine:
     notes.append('Machine: %s.' % machine)
   if command:
@@ -126,10 +144,13 @@ def main(argv):
     raise InputError('--runs_dir and --output are required')
   found = read_results(FLAGS.runs_dir)
   date = datetime.date.today().isoformat()
-  text = markdown(found, FLAGS.command, FLAGS.machine, date)
+  text = markdown(found, FLAGS.command, FLAGS.machine, date, FLAGS.setting)
   record = {run: {str(s): v[0] for s, v in runs.items()}
             for run, runs in found.items()}
-  record['gain'] = {str(s): g for s, g in gains(found).items()}
+  for key, _, method in GAINS:
+    if method in found:
+      record[key] = {str(s): g for s, g in gains(found, method).items()}
+  record['setting'] = FLAGS.setting
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   atomic_write.write_text(FLAGS.output + '.md', text)
   atomic_write.write_text(FLAGS.output + '.json',
@@ -137,8 +158,8 @@ def main(argv):
   if 'full' in found:
     atomic_write.write_text(
         FLAGS.output + '_upper_bound.json',
-        json.dumps(upper_bound(found['full'], FLAGS.command, date),
-                   indent=2) + '\n')
+        json.dumps(upper_bound(found['full'], FLAGS.command, date,
+                               FLAGS.setting), indent=2) + '\n')
   print(text)
 
 

@@ -25,6 +25,14 @@ TRAIN=(--train_crop_size="$CROP,$CROP" --num_clones=1 --train_batch_size="$BATCH
        --tf_initial_checkpoint="$PRETRAINED/export/model.ckpt")
 EVAL=(--eval_split=val --eval_crop_size=193,193)
 
+# setting_of SPLIT: one line naming the setting of runs on labeled split SPLIT
+# (analyze.py --setting, bench/gain_table.py --setting): a committed
+# full-label bound is shown beside runs of the same setting only.
+setting_of() {
+  echo "synthetic $1, $STEPS steps, batch $BATCH, crop $CROP," \
+    "pretrain $PRETRAIN_STEPS steps"
+}
+
 # progress_of LOG: the latest progress line of LOG, shortened to its counter
 # and its ETA (e.g. "step 250/1000 ... ETA 0:04:10"); empty before the first.
 progress_of() {
