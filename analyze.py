@@ -33,7 +33,7 @@ flags take train_wss.py's defaults), plus --train_split (and
 
 The full-label row comes from --full_logdir, else from --upper_bound_json
 when that committed result was made in the same --setting, train split and
-steps. What is measured is described in core/analysis.py: mIoU as eval.py
+steps. What is measured is described in core/analysis/analysis.py: mIoU as eval.py
 computes it; calibration and pseudo-label accuracy at the decoder-logit
 resolution, labels resized nearest as in training, ignored pixels left out.
 """
@@ -42,16 +42,16 @@ import os
 from absl import app
 from absl import flags
 
-from core import analysis
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
-from core import model_flags
-from core import pseudoseg
-from core import results_io
-from core import results_table
-from core import train_flags
-from core import wss_flags
+from core.analysis import analysis
+from core.analysis import results_table
+from core.data import data_generator
+from core.eval import eval_graph
+from core.eval import results_io
+from core.flags import flag_checks
+from core.flags import model_flags
+from core.flags import train_flags
+from core.flags import wss_flags
+from core.method import pseudoseg
 from datasets import build_synthetic_data
 from deeplab import common
 from deeplab.tf_compat import tf
@@ -129,7 +129,7 @@ _PSEUDOSEG_RUNS = (PSEUDOSEG, WEAKLY)
 _OVERLAY_RUNS = (BASELINE, PSEUDOSEG, WEAKLY)
 # Bump when the per-checkpoint JSON changes meaning, to invalidate caches.
 _CACHE_VERSION = 2
-# Event tags of the training-batch ECEs (core/pseudoseg.py) per source.
+# Event tags of the training-batch ECEs (core/method/pseudoseg.py) per source.
 _TRAIN_ECE_TAGS = {'decoder': 'calibration/ece_decoder',
                    'sgc': 'calibration/ece_attention',
                    'fused': 'calibration/ece_fused',

@@ -22,14 +22,14 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
-from core import metrics
-from core import model_flags
-from core import progress
-from core import results_io
+from core.data import data_generator
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.eval import metrics
+from core.eval import progress
+from core.eval import results_io
+from core.flags import flag_checks
+from core.flags import model_flags
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf

@@ -6,7 +6,7 @@ The SavedModel's `serving_default` signature takes a uint8 image batch
 --add_flipped_images are baked in, C comes from --dataset. Inputs are padded
 (bottom/right, mean pixel) up to --export_crop_size as eval.py pads to
 --eval_crop_size, so an image that fits the crop gets eval.py's prediction;
-larger images run at their own size. See core/inference.py for details.
+larger images run at their own size. See core/serving/inference.py for details.
 
   python export_model.py --checkpoint_dir=TRAIN_LOGDIR --export_dir=EXPORT \
     --model_variant=xception_65 --atrous_rates=6 --atrous_rates=12 \
@@ -26,9 +26,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
-from core import inference
-from core import model_flags
+from core.eval import checkpoints
+from core.flags import model_flags
+from core.serving import inference
 from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS

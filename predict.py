@@ -30,10 +30,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import flag_checks
-from core import inference
-from core import model_flags
-from core import prediction_files
+from core.eval import prediction_files
+from core.flags import flag_checks
+from core.flags import model_flags
+from core.serving import inference
 from utils import save_annotation
 from utils.errors import InputError
 from utils.errors import run_reporting_errors

@@ -1,7 +1,7 @@
 """Pretrains the backbone and its classification head on image-level labels.
 
 The stand-in for DeepLab's ImageNet checkpoint on machines that cannot download
-it (see core/pretraining.py). Trains on --train_split (default `cls_pretrain`,
+it (see core/train/pretraining.py). Trains on --train_split (default `cls_pretrain`,
 the synthetic builder's classification set, disjoint from `train_aug` and
 `val`) with multi-label sigmoid cross-entropy, then exports the model variables
 to --export_checkpoint (default <train_logdir>/export/model.ckpt), to be passed
@@ -16,12 +16,12 @@ import os
 from absl import app
 from absl import flags
 
-from core import flag_checks
-from core import monitoring
-from core import pretraining
-from core import supervised
-from core import train_flags
-from core import training
+from core.flags import flag_checks
+from core.flags import train_flags
+from core.method import monitoring
+from core.method import supervised
+from core.train import pretraining
+from core.train import training
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import InputError

@@ -8,9 +8,9 @@ Example (see README.md for the full set of flags):
 from absl import app
 from absl import flags
 
-from core import supervised
-from core import train_flags
-from core import training
+from core.flags import train_flags
+from core.method import supervised
+from core.train import training
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import run_reporting_errors

@@ -9,10 +9,10 @@ Example (see README.md for the full set of flags):
 from absl import app
 from absl import flags
 
-from core import pseudoseg
-from core import train_flags
-from core import training
-from core import wss_flags
+from core.flags import train_flags
+from core.flags import wss_flags
+from core.method import pseudoseg
+from core.train import training
 from deeplab.tf_compat import tf
 from utils.errors import run_reporting_errors
 

@@ -24,14 +24,14 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
-from core import model_flags
-from core import prediction_files
-from core import preprocess_utils
-from core import progress
+from core.data import data_generator
+from core.data import preprocess_utils
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.eval import prediction_files
+from core.eval import progress
+from core.flags import flag_checks
+from core.flags import model_flags
 from deeplab import common
 from deeplab import resize
 from deeplab.tf_compat import tf

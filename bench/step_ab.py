@@ -38,8 +38,8 @@ import numpy as np  # noqa: E402
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
 
 from bench import graph_flops  # noqa: E402
-from core import monitoring  # noqa: E402
-from core import training  # noqa: E402
+from core.method import monitoring  # noqa: E402
+from core.train import training  # noqa: E402
 from datasets import build_synthetic_data  # noqa: E402
 from deeplab import model  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402

@@ -2,7 +2,7 @@
 
 Each flag is defined here once. Scripts import this module, optionally change a
 default with `flags.FLAGS.set_default`, and build a `ModelOptions` from the parsed
-values with `core/model_flags.py`; nothing under deeplab/ reads a flag.
+values with `core/flags/model_flags.py`; nothing under deeplab/ reads a flag.
 """
 import collections
 
@@ -117,7 +117,7 @@ flags.DEFINE_multi_integer('atrous_rates', None,
 flags.DEFINE_integer('output_stride', 16,
                      'Ratio of input to output spatial resolution.')
 flags.DEFINE_string('dataset', 'pascal_voc_seg',
-                    'Registered dataset name (see core/data_generator.py).')
+                    'Registered dataset name (see core/data/data_generator.py).')
 flags.DEFINE_string('dataset_dir', None, 'Folder holding the tfrecords.')
 flags.DEFINE_string('master', '', 'Address of the TensorFlow server.')
 flags.DEFINE_multi_float('eval_scales', [1.0],
@@ -164,7 +164,7 @@ class ModelOptions(
   `outputs_to_num_classes` maps an output type (e.g. 'semantic') to its number
   of classes; `crop_size` is [height, width] or None. Use `_replace` to derive
   variants (e.g. a different crop size). Scripts build them from the flags
-  with `core/model_flags.py`.
+  with `core/flags/model_flags.py`.
   """
   __slots__ = ()
 

@@ -66,8 +66,8 @@ def run_script(script, *args, timeout=900):
 def pseudoseg_options(model_options, **overrides):
   """PseudoSegOptions of the default flags around `model_options`; fields in
   `overrides` replaced."""
-  from core import train_flags
-  from core import wss_flags
+  from core.flags import train_flags
+  from core.flags import wss_flags
   options = wss_flags.pseudoseg_options_from_flags(
       train_flags.supervised_options_from_flags(model_options))
   return options._replace(**overrides)

@@ -9,10 +9,10 @@ import pytest
 
 from conftest import pseudoseg_options
 from conftest import run_script
-from core import analysis
-from core import calibration
-from core import pseudoseg
-from core import results_table
+from core.analysis import analysis
+from core.analysis import results_table
+from core.method import calibration
+from core.method import pseudoseg
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf

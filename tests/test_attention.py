@@ -1,8 +1,8 @@
-"""Tests of core/attention.py: hypercolumn, SGC v1/v2, names, gradients."""
+"""Tests of core/method/attention.py: hypercolumn, SGC v1/v2, names, gradients."""
 import numpy as np
 import pytest
 
-from core import attention
+from core.method import attention
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 

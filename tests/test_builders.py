@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from core import data_generator
+from core.data import data_generator
 from datasets import build_coco_data
 from datasets import build_data
 from datasets import build_synthetic_data

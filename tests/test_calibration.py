@@ -1,8 +1,8 @@
-"""Tests of core/calibration.py on a hand-computed example."""
+"""Tests of core/method/calibration.py on a hand-computed example."""
 import numpy as np
 import pytest
 
-from core import calibration
+from core.method import calibration
 from deeplab.tf_compat import tf
 
 # Six pixels, two classes. Valid: 0.95 (correct), 0.75 (wrong), 0.65 (correct),

@@ -1,8 +1,8 @@
-"""Tests of core/cam.py: Grad-CAM against numpy references."""
+"""Tests of core/method/cam.py: Grad-CAM against numpy references."""
 import numpy as np
 import pytest
 
-from core import cam
+from core.method import cam
 from deeplab.tf_compat import tf
 
 BATCH, HEIGHT, WIDTH, DEPTH, CLASSES = 3, 2, 3, 4, 3

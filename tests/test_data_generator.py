@@ -1,10 +1,10 @@
-"""Tests of core/data_generator.py: registry, errors, decoding, training."""
+"""Tests of core/data/data_generator.py: registry, errors, decoding, training."""
 import os
 
 import numpy as np
 import pytest
 
-from core import data_generator
+from core.data import data_generator
 from datasets import build_data
 from deeplab import common
 from deeplab.tf_compat import tf

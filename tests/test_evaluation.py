@@ -1,4 +1,4 @@
-"""Tests of the evaluation helpers: core/metrics.py, checkpoints.py,
+"""Tests of the evaluation helpers: core/eval/metrics.py, checkpoints.py,
 results_io.py, flag_checks.py, progress.py and prediction_files.py."""
 import itertools
 import json
@@ -9,12 +9,12 @@ import os
 import numpy as np
 import pytest
 
-from core import checkpoints
-from core import flag_checks
-from core import metrics
-from core import prediction_files
-from core import progress
-from core import results_io
+from core.eval import checkpoints
+from core.eval import metrics
+from core.eval import prediction_files
+from core.eval import progress
+from core.eval import results_io
+from core.flags import flag_checks
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
 from utils.errors import InputError

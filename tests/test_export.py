@@ -1,4 +1,4 @@
-"""export_model.py, predict.py and core/inference.py (issue 14).
+"""export_model.py, predict.py and core/serving/inference.py (issue 14).
 
 A tiny mobilenet_v2 checkpoint (9 synthetic classes, crop 65, random weights
 with a logits layer chosen so that the class map has several classes) is
@@ -23,11 +23,11 @@ from PIL import Image
 
 import export_model
 import predict
-from core import checkpoints
-from core import eval_graph
-from core import inference
-from core import input_preprocess
-from core import preprocess_utils
+from core.data import input_preprocess
+from core.data import preprocess_utils
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.serving import inference
 from datasets import build_synthetic_data
 from deeplab import common
 from deeplab import model

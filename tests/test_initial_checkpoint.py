@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from core import training
+from core.train import training
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf

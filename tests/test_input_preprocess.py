@@ -1,9 +1,9 @@
-"""Tests of core/preprocess_utils.py and core/input_preprocess.py."""
+"""Tests of core/data/preprocess_utils.py and core/data/input_preprocess.py."""
 import numpy as np
 import pytest
 
-from core import input_preprocess
-from core import preprocess_utils
+from core.data import input_preprocess
+from core.data import preprocess_utils
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import InputError

@@ -1,10 +1,10 @@
-"""Clone deployment semantics of core/model_deploy.py on a tiny linear model."""
+"""Clone deployment semantics of core/train/model_deploy.py on a tiny linear model."""
 import socket
 
 import numpy as np
 import pytest
 
-from core import model_deploy
+from core.train import model_deploy
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
 from utils.errors import InputError
@@ -269,7 +269,7 @@ def test_accumulation_counts_updates_and_restarts_its_sums():
 def test_training_loop_runs_micro_steps_and_counts_updates(tmp_path):
   """training.train with 3 accumulation steps: 4 updates = 12 micro-steps."""
   from absl.testing import flagsaver
-  from core import training
+  from core.train import training
 
   def build(index):
     del index

@@ -1,9 +1,9 @@
-"""Tests of core/pseudo_label.py on hand-computed examples."""
+"""Tests of core/method/pseudo_label.py on hand-computed examples."""
 import numpy as np
 import pytest
 
-from core import pseudo_label
-from core import wss_losses
+from core.method import pseudo_label
+from core.method import wss_losses
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 

@@ -21,11 +21,11 @@ import pytest
 from absl.testing import flagsaver
 
 import eval as eval_script
-from core import checkpoints
-from core import data_generator
-from core import model_deploy
-from core import results_io
-from core import training
+from core.data import data_generator
+from core.eval import checkpoints
+from core.eval import results_io
+from core.train import model_deploy
+from core.train import training
 from datasets import build_data
 from deeplab import common
 from deeplab import train_utils

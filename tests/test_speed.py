@@ -10,9 +10,9 @@ feature map (crop 33: 3 x 3 features at output stride 16).
 import numpy as np
 import pytest
 
-from core import model_deploy
-from core import monitoring
-from core import training
+from core.method import monitoring
+from core.train import model_deploy
+from core.train import training
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import BATCH_NORM_UPDATES

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from conftest import run_script
-from core import data_generator
+from core.data import data_generator
 from deeplab.tf_compat import tf
 
 LIGHT_MODEL = ['--model_variant=mobilenet_v2', '--output_stride=16',

@@ -1,10 +1,10 @@
-"""Flag glue of core/training.py (deployment: tests/test_model_deploy.py)."""
+"""Flag glue of core/train/training.py (deployment: tests/test_model_deploy.py)."""
 import socket
 
 import pytest
 from absl.testing import flagsaver
 
-from core import training
+from core.train import training
 from utils.errors import InputError
 
 

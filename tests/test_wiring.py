@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import pseudoseg_options
-from core import pseudo_label
-from core import model_deploy
-from core import pseudoseg
+from core.method import pseudo_label
+from core.method import pseudoseg
+from core.train import model_deploy
 from deeplab import common
 from deeplab.tf_compat import tf
 

@@ -1,10 +1,10 @@
-"""Tests of core/wss_losses.py on hand-computed 2x2 examples."""
+"""Tests of core/method/wss_losses.py on hand-computed 2x2 examples."""
 import math
 
 import numpy as np
 import pytest
 
-from core import wss_losses
+from core.method import wss_losses
 from deeplab.tf_compat import tf
 
 LN3 = math.log(3.)

@@ -12,7 +12,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import model_deploy
+from core.train import model_deploy
 from utils.errors import run_reporting_errors
 
 flags.DEFINE_list('ps_hosts', [], 'host:port of every parameter server.')

@@ -3,8 +3,8 @@
 Summaries are created at the root name scope, so their tags are the same with
 one clone or many (`sanity_check/acc_seg`, not `clone_0/sanity_check/acc_seg`).
 """
-from core import model_deploy
-from core import wss_losses
+from core.method import wss_losses
+from core.train import model_deploy
 from deeplab.tf_compat import tf
 
 # Scalar tensors the training loop logs to the console every --log_steps (by

@@ -9,7 +9,7 @@ and the valid mask there), one horizontal flip shared by all views.
 Evaluation (docs/DESIGN.md §Data flow): optional resize-to-range, then pad to the crop size; the
 image must already fit in the crop.
 """
-from core import preprocess_utils
+from core.data import preprocess_utils
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import InputError

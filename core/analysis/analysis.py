@@ -29,7 +29,7 @@ resolution (e.g. 49 x 49 for a 193 crop at decoder stride 4), with the labels
 resized nearest-neighbour to that size as training does
 (`resize.labels_nearest_legacy`); only pixels whose (resized) label is not
 the ignore label count, so the eval padding never counts. The confidence bins
-are those of `core/calibration.py`: (b / B, (b + 1) / B], b = 0..B-1.
+are those of `core/method/calibration.py`: (b / B, (b + 1) / B], b = 0..B-1.
 
 Two parts of the PseudoSeg pipeline use batch statistics and so depend on the
 evaluation batch: the batch norm of the SGC's `pixel_normalization` (always in
@@ -50,14 +50,14 @@ import time
 
 import numpy as np
 
-from core import checkpoints
-from core import eval_graph
-from core import metrics
-from core import prediction_files
-from core import preprocess_utils
-from core import pseudo_label
-from core import pseudoseg
-from core import results_io
+from core.data import preprocess_utils
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.eval import metrics
+from core.eval import prediction_files
+from core.eval import results_io
+from core.method import pseudo_label
+from core.method import pseudoseg
 from deeplab import common
 from deeplab import model
 from deeplab import resize

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from core import metrics
+from core.eval import metrics
 from deeplab.tf_compat import tf
 from utils import atomic_write
 

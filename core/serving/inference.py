@@ -45,10 +45,10 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from core import checkpoints
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
+from core.data import data_generator
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.flags import flag_checks
 from deeplab import common
 from deeplab import feature_extractor
 from deeplab.tf_compat import tf

@@ -11,13 +11,13 @@ Pass order and modes (faithful to the original):
 """
 import collections
 
-from core import attention
-from core import calibration
-from core import cam
-from core import monitoring
-from core import pseudo_label
-from core import supervised
-from core import wss_losses
+from core.method import attention
+from core.method import calibration
+from core.method import cam
+from core.method import monitoring
+from core.method import pseudo_label
+from core.method import supervised
+from core.method import wss_losses
 from deeplab import common
 from deeplab import feature_extractor
 from deeplab import model

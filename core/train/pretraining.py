@@ -15,7 +15,7 @@ import os
 
 from absl import logging
 
-from core import checkpoints
+from core.eval import checkpoints
 from deeplab import model
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf

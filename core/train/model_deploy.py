@@ -8,7 +8,7 @@ gradients are summed over clones and batch-norm moving-average updates come
 from clone 0 only. Several machines use TensorFlow's parameter-server runtime:
 variables go to the `ps` job through `replica_device_setter`.
 
-core/training.py turns flags into a DeploymentConfig and runs the loop.
+core/train/training.py turns flags into a DeploymentConfig and runs the loop.
 """
 import collections
 import socket

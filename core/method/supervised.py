@@ -1,8 +1,8 @@
 """The supervised branch shared by train_sup.py and train_wss.py (docs/DESIGN.md §Passes, pass 4)."""
 import collections
 
-from core import monitoring
-from core import wss_losses
+from core.method import monitoring
+from core.method import wss_losses
 from deeplab import common
 from deeplab import model
 from deeplab import resize

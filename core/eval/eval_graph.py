@@ -1,6 +1,6 @@
 """The eval-mode input and prediction shared by eval.py, vis.py, analyze.py
 and the inference graph of export_model.py / predict.py."""
-from core import data_generator
+from core.data import data_generator
 from deeplab import model
 
 

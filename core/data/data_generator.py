@@ -31,8 +31,8 @@ import collections
 import os
 import re
 
-from core import input_preprocess
-from core import preprocess_utils
+from core.data import input_preprocess
+from core.data import preprocess_utils
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import InputError

@@ -1,7 +1,7 @@
 """Training loop and flag glue shared by train_sup.py and train_wss.py.
 
 Clones, per-clone losses, gradient summing and the train op live in
-core/model_deploy.py (flag-free; docs/DESIGN.md §Deployment); this module turns the deployment
+core/train/model_deploy.py (flag-free; docs/DESIGN.md §Deployment); this module turns the deployment
 flags into its DeploymentConfig and runs the loop. Several machines use
 TensorFlow's own parameter-server runtime (`--num_ps_tasks`, `--num_replicas`,
 `--task`, `--master`).
@@ -23,12 +23,12 @@ import time
 from absl import flags
 from absl import logging
 
-from core import data_generator
-from core import flag_checks
-from core import model_deploy
-from core import model_flags
-from core import monitoring
-from core import train_flags  # noqa: F401  (defines the flags read here)
+from core.data import data_generator
+from core.flags import flag_checks
+from core.flags import model_flags
+from core.flags import train_flags  # noqa: F401  (defines the flags read here)
+from core.method import monitoring
+from core.train import model_deploy
 from deeplab import feature_extractor
 from deeplab import model
 from deeplab import train_utils

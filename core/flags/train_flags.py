@@ -1,11 +1,11 @@
 """Flags of the training scripts (docs/DESIGN.md §Flags), defined once for train_sup and train_wss.
 
 train_wss.py changes a few defaults with `apply_wss_defaults` (docs/DESIGN.md §Flags) and
-defines its PseudoSeg flags in `core/wss_flags.py`.
+defines its PseudoSeg flags in `core/flags/wss_flags.py`.
 """
 from absl import flags
 
-from core import supervised
+from core.method import supervised
 from deeplab import common  # noqa: F401  (defines the shared model flags)
 
 FLAGS = flags.FLAGS
