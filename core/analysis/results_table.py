@@ -23,7 +23,7 @@ SHORT_NAMES = {BASELINE: 'Baseline', PSEUDOSEG: 'PseudoSeg',
                WEAKLY: 'PseudoSeg weakly', FULL_LABEL: 'Full-label'}
 _SCRIPTS = {BASELINE: 'train_sup.py', PSEUDOSEG: 'train_wss.py',
             WEAKLY: 'train_wss.py --weakly', FULL_LABEL: 'train_sup.py'}
-# Pseudo-label sources of the records (analysis.CONFUSION_SOURCES) and their
+# Pseudo-label sources of the records (fetches.CONFUSION_SOURCES) and their
 # names in the tables.
 PSEUDO_SOURCES = {'decoder': 'decoder', 'sgc': 'SGC', 'fused': 'fused'}
 

@@ -1,9 +1,8 @@
-"""The dataset registry and the tf.data input pipeline over DeepLab tfrecords.
+"""The tf.data input pipeline over DeepLab tfrecords of a registered dataset.
 
-Records follow DeepLab's `build_data.image_seg_to_tfexample` schema (docs/DESIGN.md §Data);
-a split is the set of shard files `<dataset_dir>/<split>-NNNNN-of-NNNNN` (with
-or without the `.tfrecord` extension; nothing else that starts with `<split>-`,
-such as a builder's temporary file, is read). Usage:
+Records follow DeepLab's `build_data.image_seg_to_tfexample` schema
+(docs/DESIGN.md §Data); datasets and the shard files of their splits are
+those of core/data/registry.py. Usage:
 
   dataset = Dataset('pascal_voc_seg', 'train_aug', dataset_dir, batch_size=4,
                     crop_size=[513, 513], min_scale_factor=0.5,
@@ -27,101 +26,14 @@ it. With `seed` set, the file order, the shuffle buffer and these draws are
 seeded and the map and interleave stages keep their order, so two pipelines
 with the same seed yield identical batches.
 """
-import collections
-import os
 import re
 
 from core.data import input_preprocess
 from core.data import preprocess_utils
+from core.data import registry
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import InputError
-
-DatasetDescriptor = collections.namedtuple(
-    'DatasetDescriptor', ['splits_to_sizes', 'num_classes', 'ignore_label'])
-
-_PASCAL_VOC_SEG = DatasetDescriptor(
-    splits_to_sizes={
-        'train': 1464,
-        'train_aug': 10582,
-        'trainval': 2913,
-        'val': 1449,
-        # Random subsets of the 1464 clean `train` images.
-        '2_clean': 732,
-        '4_clean': 366,
-        '8_clean': 183,
-        '16_clean_3': 92,
-        '16_clean_14': 92,
-        '16_clean_20': 92,
-        'coco2voc_labeled': 91937,
-        'coco2voc_unlabeled': 215340,
-    },
-    num_classes=21,
-    ignore_label=255,
-)
-
-_COCO = DatasetDescriptor(
-    splits_to_sizes={
-        'train': 118287,
-        'val': 5000,
-        '32_all': 3697,
-        '64_all': 1849,
-        '128_all': 925,
-        '256_all': 463,
-        '512_all': 232,
-        'unlabeled': 123403,
-    },
-    num_classes=81,
-    ignore_label=255,
-)
-
-_CITYSCAPES = DatasetDescriptor(
-    splits_to_sizes={
-        'train_fine': 2975,
-        'train_coarse': 22973,
-        'trainval_fine': 3475,
-        'trainval_coarse': 23473,
-        'val_fine': 500,
-        'test_fine': 1525,
-    },
-    num_classes=19,
-    ignore_label=255,
-)
-
-_ADE20K = DatasetDescriptor(
-    splits_to_sizes={
-        'train': 20210,
-        'val': 2000,
-    },
-    num_classes=151,
-    ignore_label=0,
-)
-
-# Written by the synthetic-data builder: background + 8 shape classes.
-_SYNTHETIC = DatasetDescriptor(
-    splits_to_sizes={
-        'train_aug': 2000,
-        '2_clean': 1000,
-        '4_clean': 500,
-        '8_clean': 250,
-        '16_clean_3': 125,
-        '32_clean': 62,
-        '64_clean': 31,
-        '128_clean': 15,
-        'val': 300,
-        'cls_pretrain': 3000,  # image-level labels only (pretrain.py)
-    },
-    num_classes=9,
-    ignore_label=255,
-)
-
-DATASETS = {
-    'pascal_voc_seg': _PASCAL_VOC_SEG,
-    'coco': _COCO,
-    'cityscapes': _CITYSCAPES,
-    'ade20k': _ADE20K,
-    'synthetic': _SYNTHETIC,
-}
 
 # Examples held in the shuffle buffer after preprocessing (as in the original).
 # do not fix: changes results (docs/DESIGN.md §Quirks 16)
@@ -145,24 +57,6 @@ _FEATURES = {
 _LABEL_RANGE_MARKER = 'Training label value out of class range:'
 _LABEL_RANGE_MESSAGE = re.compile(
     re.escape(_LABEL_RANGE_MARKER) + r'\] \[(.*?)\] \[(.*?)\] \[(\d+)\]')
-
-
-def shard_pattern(split_name):
-  """Regex of the file names of a split's shards (DeepLab's naming)."""
-  return re.compile(r'^%s-\d{5}-of-\d{5}(\.tfrecord)?$' %
-                    re.escape(split_name))
-
-
-def split_files(dataset_dir, split_name):
-  """The sorted shard files of a split in `dataset_dir` (maybe none).
-
-  Only `<split>-NNNNN-of-NNNNN[.tfrecord]` counts: a half-written temporary file
-  or any other name sharing the prefix is never read.
-  """
-  pattern = shard_pattern(split_name)
-  candidates = tf.io.gfile.glob(os.path.join(dataset_dir, '%s-*' % split_name))
-  return sorted(path for path in candidates
-                if pattern.match(os.path.basename(path)))
 
 
 def _first_corrupt_file(files):
@@ -208,11 +102,11 @@ def explain_data_error(error, datasets):
     dataset = next((d for d in datasets if d.split_name == split),
                    datasets[0] if datasets else None)
     name = dataset.dataset_name if dataset else '?'
-    descriptor = DATASETS.get(name)
+    descriptor = registry.DATASETS.get(name)
     classes = ('0..%d, ignore label %d' % (descriptor.num_classes - 1,
                                            descriptor.ignore_label)
                if descriptor else 'unknown')
-    likely = [other for other, d in sorted(DATASETS.items())
+    likely = [other for other, d in sorted(registry.DATASETS.items())
               if other != name and int(value) < d.num_classes]
     hint = (' (a class id of: %s)' % ', '.join(likely)) if likely else ''
     return InputError(
@@ -222,55 +116,6 @@ def explain_data_error(error, datasets):
                                    hint))
   return None
 
-
-def get_dataset_descriptor(dataset_name):
-  """Returns the DatasetDescriptor of a registered dataset name.
-
-  Raises:
-    InputError: if the name is not registered.
-  """
-  if dataset_name not in DATASETS:
-    raise InputError('Unknown dataset %r; known datasets: %s.' %
-                     (dataset_name, ', '.join(sorted(DATASETS))))
-  return DATASETS[dataset_name]
-
-
-# A split checked by `check_split`: its dataset's DatasetDescriptor, its shard
-# files (sorted, at least one) and the number of images the registry records.
-CheckedSplit = collections.namedtuple('CheckedSplit',
-                                      ['descriptor', 'files', 'num_images'])
-
-
-def check_split(dataset_name, split_name, dataset_dir):
-  """Validates a registered dataset, one of its splits and the folder of its
-  tfrecords: the one check of Dataset and of the scripts' flags.
-
-  Returns:
-    CheckedSplit.
-
-  Raises:
-    InputError: unknown dataset or split, dataset_dir unset or not a folder,
-      or no `<split>-NNNNN-of-NNNNN` file in it.
-  """
-  descriptor = get_dataset_descriptor(dataset_name)
-  known_splits = ', '.join(sorted(descriptor.splits_to_sizes))
-  if split_name not in descriptor.splits_to_sizes:
-    raise InputError('Unknown split %r of dataset %r; known splits: %s.' %
-                     (split_name, dataset_name, known_splits))
-  if not dataset_dir:
-    raise InputError('dataset_dir is not set; pass the folder holding the '
-                     '%s tfrecords (--dataset_dir).' % dataset_name)
-  if not tf.io.gfile.isdir(dataset_dir):
-    raise InputError('dataset_dir %r does not exist or is not a folder '
-                     '(--dataset_dir).' % dataset_dir)
-  files = split_files(dataset_dir, split_name)
-  if not files:
-    raise InputError(
-        'No tfrecord files match %s (dataset %r, split %r; known splits: '
-        '%s).' % (os.path.join(dataset_dir, '%s-*' % split_name),
-                  dataset_name, split_name, known_splits))
-  return CheckedSplit(descriptor, files,
-                      descriptor.splits_to_sizes[split_name])
 
 
 def decode_image(content, channels):
@@ -294,7 +139,7 @@ class Dataset(object):
     """Checks the arguments and finds the split's files.
 
     Args:
-      dataset_name: a key of DATASETS.
+      dataset_name: a key of registry.DATASETS.
       split_name: a split of that dataset (the tfrecord file prefix).
       dataset_dir: folder holding `<split_name>-*` tfrecord files.
       batch_size: examples per batch.
@@ -319,7 +164,7 @@ class Dataset(object):
     Raises:
       InputError: unknown dataset or split, bad sizes, or no files found.
     """
-    split = check_split(dataset_name, split_name, dataset_dir)
+    split = registry.check_split(dataset_name, split_name, dataset_dir)
     crop_size = [int(size) for size in crop_size]
     if len(crop_size) != 2 or min(crop_size) <= 0:
       raise InputError('crop_size must be two positive ints [height, width], '

@@ -34,6 +34,25 @@ def check_positive(value, flag_name):
     raise InputError('--%s must be >= 1, got %d' % (flag_name, value))
 
 
+def clone_batch_size(train_batch_size, num_clones, num_accumulation_steps=1):
+  """Batch of one clone in one micro-step; InputError unless the global batch
+  divides evenly over clones and accumulation steps."""
+  parts = num_clones * num_accumulation_steps
+  if train_batch_size < parts or train_batch_size % parts:
+    if num_accumulation_steps == 1:
+      # The paper's defaults (16 clones, batch 64) fit 16 GPUs; small runs must
+      # lower both flags together.
+      raise InputError('--train_batch_size=%d must be a positive multiple of '
+                       '--num_clones=%d; lower both together for a small run, '
+                       'e.g. --num_clones=1 --train_batch_size=2.' %
+                       (train_batch_size, num_clones))
+    raise InputError('--train_batch_size=%d must be a positive multiple of '
+                     '--num_clones x --num_accumulation_steps = %d x %d = %d.'
+                     % (train_batch_size, num_clones, num_accumulation_steps,
+                        parts))
+  return train_batch_size // parts
+
+
 def check_scales(scales):
   """Returns the eval scales as a list of floats; each must be > 0."""
   scales = [float(scale) for scale in (scales or [1.0])]

@@ -1,10 +1,12 @@
-"""The model flags of deeplab/common.py turned into a `ModelOptions` (the edge).
+"""The model flags of core/flags/common_flags.py turned into a `ModelOptions`
+(the edge).
 
 Entry scripts call `model_options_from_flags` once; library code receives the
 options object and never reads a flag.
 """
 from absl import flags
 
+from core.flags import common_flags  # noqa: F401  (defines the flags read here)
 from deeplab import common
 from utils.errors import InputError
 

@@ -1,12 +1,26 @@
-"""Flags of the training scripts (docs/DESIGN.md §Flags), defined once for train_sup and train_wss.
+"""Flags of the training scripts (docs/DESIGN.md §Flags), defined once for
+train_sup.py, train_wss.py and pretrain.py, and the options they give.
 
-train_wss.py changes a few defaults with `apply_wss_defaults` (docs/DESIGN.md §Flags) and
-defines its PseudoSeg flags in `core/flags/wss_flags.py`.
+The scripts build everything the training loop needs here, once:
+`deployment_from_flags` (a model_deploy.DeploymentConfig; it starts the
+TensorFlow servers of a cluster), `training_dataset`, `model_options` and
+`train_options_from_flags` (a loop.TrainOptions). The flags of the supervised
+branch and the training splits are in core/flags/supervised_flags.py.
+train_wss.py changes a few defaults with `apply_wss_defaults` (docs/DESIGN.md
+§Flags) and defines its PseudoSeg flags in core/flags/wss_flags.py.
 """
 from absl import flags
 
-from core.method import supervised
-from deeplab import common  # noqa: F401  (defines the shared model flags)
+from core.data import data_generator
+from core.flags import flag_checks
+from core.flags import model_flags
+from core.flags import supervised_flags  # noqa: F401  (the shared flags)
+from core.train import cluster
+from core.train import loop
+from core.train import model_deploy
+from core.train import optimization
+from deeplab.tf_compat import tf
+from utils.errors import InputError
 
 FLAGS = flags.FLAGS
 
@@ -31,8 +45,6 @@ flags.DEFINE_integer('save_interval_secs', 1200,
                      'Seconds between checkpoints (one more is written at the end).')
 flags.DEFINE_integer('max_to_keep', 5, 'Number of recent checkpoints kept.')
 flags.DEFINE_integer('save_summaries_secs', 600, 'Seconds between summaries.')
-flags.DEFINE_boolean('save_summaries_images', False,
-                     'Add image summaries (inputs, labels, predictions).')
 flags.DEFINE_string('profile_logdir', None,
                     'If set, write Chrome-trace timelines of a few steps here.')
 
@@ -64,13 +76,9 @@ flags.DEFINE_float('adam_epsilon', 1e-08, 'Adam epsilon.')
 flags.DEFINE_integer('train_batch_size', 64,
                      'Global batch size of labeled images; must be divisible by '
                      'num_clones (train_wss also draws this many unlabeled ones).')
-flags.DEFINE_float('weight_decay', 0.00004, 'L2 weight decay.')
 flags.DEFINE_list('train_crop_size', '513,513', 'Training crop height,width.')
 flags.DEFINE_float('last_layer_gradient_multiplier', 1.0,
                    'Gradient multiplier of the last layers.')
-flags.DEFINE_boolean('upsample_logits', True,
-                     'Compute the loss on logits upsampled to the label size '
-                     '(else on labels downsampled to the logits size).')
 flags.DEFINE_float('drop_path_keep_prob', 1.0,
                    'NAS only; kept for command-line compatibility.')
 
@@ -86,24 +94,13 @@ flags.DEFINE_boolean('last_layers_contain_logits_only', False,
 flags.DEFINE_integer('slow_start_step', 0, 'Steps trained at a slow rate first.')
 flags.DEFINE_float('slow_start_learning_rate', 1e-4,
                    'Learning rate during the slow start.')
-flags.DEFINE_boolean('fine_tune_batch_norm', True,
-                     'Train batch norm (batch statistics and moving averages).')
 
 # Augmentation.
 flags.DEFINE_float('min_scale_factor', 0.5, 'Smallest random scale.')
 flags.DEFINE_float('max_scale_factor', 2.0, 'Largest random scale.')
 flags.DEFINE_float('scale_factor_step_size', 0.25, 'Step between random scales.')
 
-# Loss.
-flags.DEFINE_integer('hard_example_mining_step', 0,
-                     'Steps over which top-k pixel mining ramps in.')
-flags.DEFINE_float('top_k_percent_pixels', 1.0,
-                   'Fraction of the hardest pixels kept in the loss.')
-
 # Data.
-flags.DEFINE_string('train_split', 'train', 'Labeled split (tfrecord prefix).')
-flags.DEFINE_string('train_split_cls', 'train_aug',
-                    'Unlabeled / image-level-labeled split.')
 flags.DEFINE_integer('num_readers', 4, 'Parallel tfrecord readers.')
 flags.DEFINE_integer('seed', 0,
                      'Graph-level seed; also seeds the input pipeline so runs '
@@ -152,14 +149,93 @@ def apply_wss_defaults():
     FLAGS.set_default(name, value)
 
 
-def supervised_options_from_flags(model_options):
-  """The SupervisedOptions of the parsed flags around `model_options`."""
-  return supervised.SupervisedOptions(
-      model=model_options,
-      image_pyramid=FLAGS.image_pyramid,
-      weight_decay=FLAGS.weight_decay,
-      fine_tune_batch_norm=FLAGS.fine_tune_batch_norm,
-      upsample_logits=FLAGS.upsample_logits,
-      hard_example_mining_step=FLAGS.hard_example_mining_step,
-      top_k_percent_pixels=FLAGS.top_k_percent_pixels,
-      save_summaries_images=FLAGS.save_summaries_images)
+def deployment_from_flags():
+  """Checks the deployment flags and returns a DeploymentConfig.
+
+  With --worker_hosts this process starts its own TensorFlow server, once the
+  flags are checked; a `ps` task serves the variables here until it is killed
+  (no return). Without --num_devices the clones are spread over every GPU
+  this process sees, or run on the CPU if it sees none.
+  """
+  flag_checks.clone_batch_size(FLAGS.train_batch_size, FLAGS.num_clones,
+                               FLAGS.num_accumulation_steps)
+  num_replicas, num_ps_tasks = FLAGS.num_replicas, FLAGS.num_ps_tasks
+  own_server = bool(FLAGS.worker_hosts or FLAGS.ps_hosts or FLAGS.job_name)
+  if own_server:
+    if FLAGS.job_name == 'ps':
+      cluster.serve_parameters(FLAGS.ps_hosts, FLAGS.worker_hosts, FLAGS.task)
+    num_replicas, num_ps_tasks = _cluster_size()
+  clone_on_cpu, num_devices = FLAGS.clone_on_cpu, FLAGS.num_devices or None
+  if num_devices is None and not clone_on_cpu:
+    num_devices = len(tf.config.list_physical_devices('GPU')) or None
+    clone_on_cpu = num_devices is None
+  config = model_deploy.DeploymentConfig(
+      FLAGS.num_clones, clone_on_cpu, FLAGS.task, num_replicas, num_ps_tasks,
+      num_devices=num_devices,
+      num_accumulation_steps=FLAGS.num_accumulation_steps,
+      sync_replicas=FLAGS.sync_replicas, master=FLAGS.master)
+  if own_server:
+    config.master = cluster.start_worker_server(
+        FLAGS.ps_hosts, FLAGS.worker_hosts, FLAGS.job_name, FLAGS.task,
+        FLAGS.cluster_timeout_secs)
+  return config
+
+
+def _cluster_size():
+  """(num_replicas, num_ps_tasks) given by --worker_hosts and --ps_hosts."""
+  for name, value in (('num_replicas', len(FLAGS.worker_hosts)),
+                      ('num_ps_tasks', len(FLAGS.ps_hosts))):
+    if not FLAGS[name].using_default_value and FLAGS[name].value != value:
+      raise InputError('--%s=%d disagrees with the %d host(s) of --%s; drop '
+                       '--%s.' % (name, FLAGS[name].value, value,
+                                  'worker_hosts' if name == 'num_replicas'
+                                  else 'ps_hosts', name))
+  return len(FLAGS.worker_hosts), len(FLAGS.ps_hosts)
+
+
+def model_options(num_classes):
+  """ModelOptions of the training graph (crop = --train_crop_size)."""
+  crop_size = flag_checks.parse_crop_size(FLAGS.train_crop_size,
+                                          'train_crop_size')
+  return model_flags.model_options_from_flags(num_classes, crop_size)
+
+
+def training_dataset(split, batch_size, strong_weak=False, output_valid=False,
+                     with_cls=False, seed_offset=0):
+  """The training-mode Dataset of a split, configured from the flags."""
+  seed = None if FLAGS.seed is None else FLAGS.seed + seed_offset
+  return data_generator.Dataset(
+      dataset_name=FLAGS.dataset,
+      split_name=split,
+      dataset_dir=FLAGS.dataset_dir,
+      batch_size=batch_size,
+      crop_size=flag_checks.parse_crop_size(FLAGS.train_crop_size,
+                                            'train_crop_size'),
+      min_resize_value=FLAGS.min_resize_value,
+      max_resize_value=FLAGS.max_resize_value,
+      resize_factor=FLAGS.resize_factor,
+      min_scale_factor=FLAGS.min_scale_factor,
+      max_scale_factor=FLAGS.max_scale_factor,
+      scale_factor_step_size=FLAGS.scale_factor_step_size,
+      model_variant=FLAGS.model_variant,
+      num_readers=FLAGS.num_readers,
+      is_training=True,
+      should_shuffle=True,
+      should_repeat=True,
+      with_cls=with_cls,
+      strong_weak=strong_weak,
+      output_valid=output_valid,
+      seed=seed)
+
+
+def train_options_from_flags():
+  """The loop.TrainOptions of the parsed flags; every field but
+  `optimization` (an optimization.OptimizerOptions) is the flag of the same
+  name."""
+  optimizer_options = optimization.OptimizerOptions(
+      **{name: getattr(FLAGS, name)
+         for name in optimization.OptimizerOptions._fields})
+  return loop.TrainOptions(
+      optimization=optimizer_options,
+      **{name: getattr(FLAGS, name) for name in loop.TrainOptions._fields
+         if name != 'optimization'})

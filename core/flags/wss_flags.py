@@ -1,8 +1,9 @@
-"""PseudoSeg flags of train_wss.py (docs/DESIGN.md §Flags); `weakly` lives in deeplab/common.py
-and `train_split_cls` in core/flags/train_flags.py because train_sup.py uses them too."""
+"""PseudoSeg flags of train_wss.py (docs/DESIGN.md §Flags), also read by
+analyze.py; `weakly` lives in core/flags/common_flags.py and `train_split_cls`
+in core/flags/supervised_flags.py because train_sup.py uses them too."""
 from absl import flags
 
-from core.flags import train_flags  # noqa: F401  (the shared training flags)
+from core.flags import supervised_flags  # noqa: F401  (the shared flags)
 from core.method import pseudoseg
 
 FLAGS = flags.FLAGS

@@ -4,12 +4,14 @@ Summaries are created at the root name scope, so their tags are the same with
 one clone or many (`sanity_check/acc_seg`, not `clone_0/sanity_check/acc_seg`).
 """
 from core.method import wss_losses
-from core.train import model_deploy
 from deeplab.tf_compat import tf
 
 # Scalar tensors the training loop logs to the console every --log_steps (by
 # short name).
 CONSOLE_SCALARS = 'console_scalars'
+# Ops that update streaming monitoring metrics; the train op runs them with
+# every training step (core/train/model_deploy.py).
+MONITORING_UPDATES = 'monitoring_updates'
 
 
 def add_balanced_accuracy(name, labels, predictions, num_classes, ignore_label):
@@ -33,7 +35,7 @@ def add_balanced_accuracy(name, labels, predictions, num_classes, ignore_label):
       tf.reshape(valid_labels, [-1]),
       tf.reshape(tf.cast(predictions, tf.int32), [-1]),
       num_classes, weights=tf.reshape(weights, [-1]), name=name)
-  tf.add_to_collection(model_deploy.MONITORING_UPDATES, update)
+  tf.add_to_collection(MONITORING_UPDATES, update)
   scalar_summary('sanity_check/%s' % name, accuracy)
   return accuracy
 

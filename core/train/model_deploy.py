@@ -8,18 +8,16 @@ gradients are summed over clones and batch-norm moving-average updates come
 from clone 0 only. Several machines use TensorFlow's parameter-server runtime:
 variables go to the `ps` job through `replica_device_setter`.
 
-core/train/training.py turns flags into a DeploymentConfig and runs the loop.
+core/flags/train_flags.py turns the flags into a DeploymentConfig (and starts
+the servers of a cluster, core/train/cluster.py); core/train/loop.py runs the
+loop.
 """
 import collections
-import socket
-import time
 
+from core.method import monitoring
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
 from utils.errors import InputError
-
-# Ops that update streaming monitoring metrics; run with every training step.
-MONITORING_UPDATES = 'monitoring_updates'
 
 Clone = collections.namedtuple('Clone', ['index', 'scope', 'device'])
 
@@ -110,78 +108,6 @@ class DeploymentConfig(object):
     if self.num_ps_tasks == 0:
       return []
     return ['/job:ps', '/job:worker/task:%d' % self.task]
-
-
-def start_server(ps_hosts, worker_hosts, job_name, task):
-  """Starts the TensorFlow server of one task of a ps/worker cluster.
-
-  Args:
-    ps_hosts, worker_hosts: 'host:port' of every task of the two jobs.
-    job_name: 'ps' or 'worker'.
-    task: index of this task within its job.
-
-  Returns:
-    The running tf.train.Server (it stops when garbage-collected).
-  """
-  jobs = {'ps': list(ps_hosts), 'worker': list(worker_hosts)}
-  if job_name not in jobs:
-    raise InputError('--job_name=%s is not a job of the cluster; pass '
-                     '--job_name=ps or --job_name=worker.' % job_name)
-  for job, hosts in sorted(jobs.items()):
-    if not hosts:
-      raise InputError('--%s_hosts is empty; a cluster needs at least one '
-                       'parameter server and one worker.' % job)
-    for address in hosts:
-      _host_and_port(address, '--%s_hosts' % job)
-  hosts = jobs[job_name]
-  if not 0 <= task < len(hosts):
-    raise InputError('task %d of --job_name=%s is out of range: --%s_hosts '
-                     'lists %d host(s), tasks 0..%d.' % (
-                         task, job_name, job_name, len(hosts), len(hosts) - 1))
-  try:
-    return tf.train.Server(tf.train.ClusterSpec(jobs), job_name=job_name,
-                           task_index=task)
-  except tf.errors.OpError as error:
-    raise InputError('cannot start the server of %s task %d on %s (%s).' % (
-        job_name, task, hosts[task],
-        error.message.splitlines()[0])) from None
-
-
-def _host_and_port(address, flag):
-  """'host:port' -> (host, port); InputError naming the flag otherwise."""
-  host, _, port = address.rpartition(':')
-  if not host or not port.isdigit():
-    raise InputError('%s: %r is not host:port.' % (flag, address))
-  return host, int(port)
-
-
-def wait_for_hosts(addresses, timeout_secs):
-  """Waits until every 'host:port' accepts connections, at most timeout_secs.
-
-  TensorFlow itself would wait forever for a missing task (logging
-  'CreateSession still waiting for response'); this turns a wrong or dead
-  host into one line.
-  """
-  deadline = time.time() + timeout_secs
-  waiting = list(addresses)
-  while True:
-    waiting = [a for a in waiting if not _accepts_connections(a)]
-    if not waiting:
-      return
-    if time.time() > deadline:
-      raise InputError('cannot reach %s within --cluster_timeout_secs=%d: '
-                       'start those tasks, or fix --ps_hosts/--worker_hosts.'
-                       % (', '.join(waiting), timeout_secs))
-    time.sleep(1.0)
-
-
-def _accepts_connections(address):
-  try:
-    with socket.create_connection(_host_and_port(address, 'host'),
-                                  timeout=2.0):
-      return True
-  except OSError:
-    return False
 
 
 def create_global_step(config):
@@ -356,7 +282,7 @@ def build_train_op(config, clones, optimizer, global_step,
   first_clone_scope = clones[0].scope or None
   # do not fix: changes results (docs/DESIGN.md §Quirks 3, 4)
   update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, first_clone_scope)
-  update_ops += tf.get_collection(MONITORING_UPDATES)
+  update_ops += tf.get_collection(monitoring.MONITORING_UPDATES)
   micro_steps, reset = (), None
   if steps > 1:
     grads_and_vars, total_loss, micro_steps, reset = _accumulate(

@@ -9,8 +9,12 @@ import pytest
 
 from conftest import pseudoseg_options
 from conftest import run_script
-from core.analysis import analysis
+from core.analysis import cache
+from core.analysis import event_files
+from core.analysis import fetches
+from core.analysis import passes
 from core.analysis import results_table
+from core.analysis import scores
 from core.method import calibration
 from core.method import pseudoseg
 from deeplab import common
@@ -41,8 +45,8 @@ _LABELS = np.array([[[0, 2, 1], [255, 3, 1]]], np.int32)
 def statistics():
   with tf.Graph().as_default(), tf.Session() as sess:
     stats, ece = sess.run([
-        analysis.reliability_statistics(tf.constant(_PROBS),
-                                        tf.constant(_LABELS), 255),
+        scores.reliability_statistics(tf.constant(_PROBS),
+                                      tf.constant(_LABELS), 255),
         calibration.expected_calibration_error(tf.constant(_PROBS),
                                                tf.constant(_LABELS))])
   return stats, ece
@@ -50,23 +54,23 @@ def statistics():
 
 def test_reliability_statistics_match_hand_computation(statistics):
   stats, _ = statistics
-  expected = np.zeros([3, analysis.NUM_BINS])
+  expected = np.zeros([3, scores.NUM_BINS])
   expected[:, 7] = [3, 1.5, 2]    # pixels 1, 5, 6
   expected[:, 11] = [1, 0.75, 0]  # pixel 2
   expected[:, 14] = [1, 1.0, 1]   # pixel 3
   np.testing.assert_allclose(stats, expected)
   # (|2 - 1.5| + |0 - 0.75| + |1 - 1|) / 5 pixels.
-  assert analysis.expected_calibration_error(stats) == pytest.approx(0.25)
+  assert scores.expected_calibration_error(stats) == pytest.approx(0.25)
 
 
 def test_ece_agrees_with_the_training_summary(statistics):
   stats, training_ece = statistics
-  assert analysis.expected_calibration_error(stats) == pytest.approx(
+  assert scores.expected_calibration_error(stats) == pytest.approx(
       training_ece, abs=1e-6)
-  record = analysis.reliability_record(stats)
+  record = scores.reliability_record(stats)
   assert record['count'][7] == 3 and record['ece'] == pytest.approx(0.25)
-  np.testing.assert_allclose(analysis.statistics_from_record(record), stats)
-  assert analysis.expected_calibration_error(np.zeros([3, 15])) is None
+  np.testing.assert_allclose(scores.statistics_from_record(record), stats)
+  assert scores.expected_calibration_error(np.zeros([3, 15])) is None
 
 
 # An SGC that predicts classes 1, 2, 1 / (3, ignored), 0, 1 with 0.7.
@@ -82,13 +86,13 @@ def _pseudo_label_statistics(sources):
   probs = {'decoder': _PROBS, 'sgc': _SGC_PROBS, 'fused': fused,
            'sharpened': fused ** 2 / np.sum(fused ** 2, -1, keepdims=True)}
   with tf.Graph().as_default(), tf.Session() as sess:
-    return sess.run(analysis.pseudo_label_statistics(
+    return sess.run(fetches.pseudo_label_statistics(
         {source: tf.constant(probs[source]) for source in sources},
         tf.constant(_LABELS), 5, 255))
 
 
 def test_per_source_confusion_matches_hand_computation():
-  totals = _pseudo_label_statistics(analysis.SOURCES)
+  totals = _pseudo_label_statistics(fetches.SOURCES)
   # Rows: labels 0..3; columns: argmax. Pixel by pixel (label: decoder, SGC,
   # fused): 0: 0 1 1, 2: 1 2 1, 1: 1 1 1, 3: 3 0 0, 1: 0 1 1.
   expected = {'decoder': [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 0],
@@ -103,9 +107,9 @@ def test_per_source_confusion_matches_hand_computation():
     np.testing.assert_array_equal(totals['source_confusion'][source], matrix)
   np.testing.assert_array_equal(totals['pseudo_confusion'],
                                 totals['source_confusion']['fused'])
-  assert list(totals['reliability']) == list(analysis.SOURCES)
+  assert list(totals['reliability']) == list(fetches.SOURCES)
   totals.update(confusion=totals['source_confusion']['decoder'], num_images=1)
-  record = analysis.checkpoint_record('pseudoseg', 'ckpt-7', 7, totals, {})
+  record = cache.checkpoint_record('pseudoseg', 'ckpt-7', 7, totals, {})
   json.dumps(record, allow_nan=False)
   sources = record['sources']
   # IoU = TP / (TP + FP + FN) per class; class 4 has none: None, not counted.
@@ -134,7 +138,7 @@ def test_image_level_labels_leave_out_background_and_ignored_pixels():
       [[0, 255], [255, 255]],  # background only
   ], np.int32)[..., np.newaxis]
   with tf.Graph().as_default(), tf.Session() as sess:
-    image_labels = sess.run(analysis.image_level_labels(
+    image_labels = sess.run(fetches.image_level_labels(
         tf.constant(labels), NUM_CLASSES, 255))
   expected = np.zeros([3, NUM_CLASSES - 1], np.float32)
   expected[0, 2] = expected[1, 0] = expected[1, 7] = 1
@@ -143,9 +147,9 @@ def test_image_level_labels_leave_out_background_and_ignored_pixels():
 
 def test_select_evenly_keeps_first_and_last():
   checkpoints = [(s, 'ckpt-%d' % s) for s in range(10)]
-  assert [s for s, _ in analysis.select_evenly(checkpoints, 4)] == [0, 3, 6, 9]
-  assert analysis.select_evenly(checkpoints, 0) == checkpoints
-  assert analysis.select_evenly(checkpoints, 1) == [checkpoints[-1]]
+  assert [s for s, _ in passes.select_evenly(checkpoints, 4)] == [0, 3, 6, 9]
+  assert passes.select_evenly(checkpoints, 0) == checkpoints
+  assert passes.select_evenly(checkpoints, 1) == [checkpoints[-1]]
 
 
 def _write_events(logdir, values_by_step):
@@ -166,12 +170,12 @@ def test_scalar_curves_last_write_wins_and_suffix_is_matched(tmp_path):
   time.sleep(1.1)  # event file names carry the second they were opened
   _write_events(tmp_path, {2: {'total_loss_1': 1.5, 'learning_rate': 0.5},
                            3: {'total_loss_1': 1.0}})
-  curves = analysis.read_scalar_events(str(tmp_path))
-  steps, values = analysis.find_curve(curves, 'total_loss')
+  curves = event_files.read_scalar_events(str(tmp_path))
+  steps, values = event_files.find_curve(curves, 'total_loss')
   np.testing.assert_array_equal(steps, [1, 2, 3])
   np.testing.assert_allclose(values, [3.0, 1.5, 1.0])
-  assert analysis.find_curve(curves, 'learning_rate')[1].tolist() == [0.5]
-  assert analysis.find_curve(curves, 'total') is None
+  assert event_files.find_curve(curves, 'learning_rate')[1].tolist() == [0.5]
+  assert event_files.find_curve(curves, 'total') is None
 
 
 def _record(step, miou, pseudo_mious=None):
@@ -188,7 +192,7 @@ def _record(step, miou, pseudo_mious=None):
                                   'per_class_iou': [value, 0.0, None]}
                          for source, value in pseudo_mious.items()}
     record['reliability'] = {source: {'ece': 0.01 * (index + 1)}
-                             for index, source in enumerate(analysis.SOURCES)
+                             for index, source in enumerate(fetches.SOURCES)
                              if source != 'sgc' or 'sgc' in pseudo_mious}
   return record
 
@@ -386,16 +390,16 @@ def test_overlay_cache_round_trip_with_the_umask_mode(tmp_path, umask_022):
            'label': np.array([[0, 1], [255, 2]]),
            'prediction': np.array([[0, 1], [1, 2]]), 'name': 'img%d' % index}
           for index in range(2)]
-  path = analysis.overlays_path(str(tmp_path), 'baseline', 3)
-  analysis.save_overlays(path, rows, {'num_images': 2})
+  path = cache.overlays_path(str(tmp_path), 'baseline', 3)
+  cache.save_overlays(path, rows, {'num_images': 2})
   assert os.listdir(tmp_path / 'analysis') == ['baseline-3-overlays.npz']
   assert os.stat(path).st_mode & 0o777 == umask_022
-  loaded = analysis.load_overlays(path, {'num_images': 2}, 2)
+  loaded = cache.load_overlays(path, {'num_images': 2}, 2)
   assert [row['name'] for row in loaded] == ['img0', 'img1']
   for row, saved in zip(rows, loaded):
     for key in ('image', 'label', 'prediction'):
       np.testing.assert_array_equal(saved[key], row[key])
-  assert analysis.load_overlays(path, {'num_images': 3}, 2) is None
+  assert cache.load_overlays(path, {'num_images': 3}, 2) is None
 
 
 def _captured_figure(monkeypatch, plot, *args, **kwargs):
@@ -447,7 +451,7 @@ def test_overlay_legend_names_the_classes(monkeypatch):
 def test_validation_curves_per_source():
   records = [_record(2, 0.5, {'decoder': 0.4, 'fused': 0.3}),
              _record(1, 0.2, {'decoder': None, 'fused': 0.1})]
-  curves = analysis.validation_curves(records)
+  curves = scores.validation_curves(records)
   assert curves['step'].tolist() == [1, 2]
   np.testing.assert_allclose(curves['pseudo_miou_decoder'], [np.nan, 0.4])
   np.testing.assert_allclose(curves['pseudo_miou_fused'], [0.1, 0.3])
@@ -503,13 +507,13 @@ def test_weakly_sgc_takes_the_ground_truth_image_labels():
                common.VALID: tf.constant((labels != 255).astype(np.int32)),
                common.IMAGE_NAME: tf.constant(['a', 'b'])}
     config = pseudoseg_options(_options())
-    fetches = {weakly: analysis.build_fetches(
+    per_batch = {weakly: fetches.build_fetches(
         samples, _options(), NUM_CLASSES, 255,
         pseudo_config=config._replace(weakly=weakly))[0]
-               for weakly in (False, True)}
+                 for weakly in (False, True)}
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
-      values = sess.run(fetches)
+      values = sess.run(per_batch)
   predicted, weakly = values[False]['reliability'], values[True]['reliability']
   np.testing.assert_allclose(predicted['decoder'], weakly['decoder'])
   assert not np.allclose(predicted['sgc'], weakly['sgc'])
@@ -587,13 +591,13 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   assert weakly['reliability']['sgc'] != record['reliability']['sgc']
   assert record['num_images'] == 8 and record['global_step'] == 2
   counted = np.sum(record['pseudo_label']['confusion_matrix'])
-  for source in analysis.SOURCES:
+  for source in fetches.SOURCES:
     reliability = record['reliability'][source]
     # Every labelled val pixel at the 33 x 33 decoder resolution is counted
     # once per source; the pseudo-label confusions count the same pixels.
     assert sum(reliability['count']) == counted
     assert 0 <= reliability['ece'] <= 1
-  assert list(record['sources']) == list(analysis.CONFUSION_SOURCES)
+  assert list(record['sources']) == list(fetches.CONFUSION_SOURCES)
   for summary in record['sources'].values():
     assert np.sum(summary['confusion_matrix']) == counted
     assert len(summary['per_class_iou']) == NUM_CLASSES

@@ -1,25 +1,28 @@
-"""Flag glue of core/train/training.py (deployment: tests/test_model_deploy.py)."""
+"""The deployment flags of core/flags/train_flags.py and the batch check of
+core/flags/flag_checks.py (deployment itself: tests/train/
+test_model_deploy.py)."""
 import socket
 
 import pytest
 from absl.testing import flagsaver
 
-from core.train import training
+from core.flags import flag_checks
+from core.flags import train_flags
 from utils.errors import InputError
 
 
 def test_batch_must_divide_by_clones():
   with pytest.raises(InputError, match='multiple of --num_clones=3'):
-    training.clone_batch_size(8, 3)
-  assert training.clone_batch_size(8, 2) == 4
+    flag_checks.clone_batch_size(8, 3)
+  assert flag_checks.clone_batch_size(8, 2) == 4
 
 
 def test_accumulation_divides_the_batch_further():
-  assert training.clone_batch_size(64, 4, 4) == 4
+  assert flag_checks.clone_batch_size(64, 4, 4) == 4
   with pytest.raises(InputError, match=r'--train_batch_size=64 must be a '
                      r'positive multiple of --num_clones x '
                      r'--num_accumulation_steps = 4 x 3 = 12'):
-    training.clone_batch_size(64, 4, 3)
+    flag_checks.clone_batch_size(64, 4, 3)
 
 
 def _free_port():
@@ -31,13 +34,13 @@ def _free_port():
 def test_clones_spread_over_the_devices_given():
   with flagsaver.flagsaver(num_clones=4, train_batch_size=8, num_devices=2,
                            clone_on_cpu=True, num_accumulation_steps=2):
-    config = training.deployment_from_flags()
+    config = train_flags.deployment_from_flags()
   assert [config.clone_device(i) for i in range(4)] == [
       '/device:CPU:0', '/device:CPU:1', '/device:CPU:0', '/device:CPU:1']
   assert config.num_accumulation_steps == 2 and config.master == ''
   # No GPU on this machine: without --num_devices the clones use the CPU.
   with flagsaver.flagsaver(num_clones=2, train_batch_size=2):
-    config = training.deployment_from_flags()
+    config = train_flags.deployment_from_flags()
   assert {config.clone_device(i) for i in range(2)} == {'/device:CPU:0'}
 
 
@@ -65,4 +68,4 @@ def test_cluster_flags_are_checked(flag_values, message):
   values.update(flag_values)
   with flagsaver.flagsaver(**values):
     with pytest.raises(InputError, match=message):
-      training.deployment_from_flags()
+      train_flags.deployment_from_flags()

@@ -267,9 +267,9 @@ def test_accumulation_counts_updates_and_restarts_its_sums():
 
 
 def test_training_loop_runs_micro_steps_and_counts_updates(tmp_path):
-  """training.train with 3 accumulation steps: 4 updates = 12 micro-steps."""
-  from absl.testing import flagsaver
-  from core.train import training
+  """loop.train with 3 accumulation steps: 4 updates = 12 micro-steps."""
+  from conftest import train_options
+  from core.train import loop
 
   def build(index):
     del index
@@ -281,13 +281,11 @@ def test_training_loop_runs_micro_steps_and_counts_updates(tmp_path):
       predictions = tf.matmul(tf.constant(_INPUTS), weights)
     tf.losses.mean_squared_error(tf.constant(_TARGETS), predictions)
 
-  with flagsaver.flagsaver(train_logdir=str(tmp_path), seed=0,
-                           training_number_of_steps=4, log_steps=1,
-                           save_interval_secs=3600, profile_logdir=None,
-                           tf_initial_checkpoint=None):
-    with tf.Graph().as_default():
-      training.train(model_deploy.DeploymentConfig(num_accumulation_steps=3),
-                     build, images_per_step=1)
+  with tf.Graph().as_default():
+    loop.train(model_deploy.DeploymentConfig(num_accumulation_steps=3),
+               train_options(tmp_path, 4, log_steps=1,
+                             save_interval_secs=3600),
+               build, images_per_step=1)
   reader = tf.train.load_checkpoint(str(tmp_path))
   assert reader.get_tensor('global_step') == 4
   assert reader.get_tensor('micro_step_runs') == 12

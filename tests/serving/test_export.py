@@ -27,7 +27,8 @@ from core.data import input_preprocess
 from core.data import preprocess_utils
 from core.eval import checkpoints
 from core.eval import eval_graph
-from core.serving import inference
+from core.serving import export
+from core.serving import input_files
 from datasets import build_synthetic_data
 from deeplab import common
 from deeplab import model
@@ -98,7 +99,7 @@ def _write_inputs(directory):
     stream.write(jpeg[:len(jpeg) // 3])  # truncated: the header reads fine
   with open(os.path.join(directory, 'notes.txt'), 'w') as stream:
     stream.write('not an image\n')
-  return {name: inference.read_image(os.path.join(directory, filename))
+  return {name: input_files.read_image(os.path.join(directory, filename))
           for name, filename in GOOD.items()}
 
 
@@ -205,7 +206,7 @@ def test_saved_model_in_fresh_tf_process_matches_eval_prediction(setup,
 
 def test_export_info_and_no_training_ops(setup):
   export_dir = setup['export_dir']
-  info = inference.read_export_info(export_dir)
+  info = export.read_export_info(export_dir)
   assert info['num_classes'] == NUM_CLASSES and info['dataset'] == 'synthetic'
   assert info['eval_scales'] == SCALES and info['add_flipped_images'] is True
   assert info['crop_size'] == CROP and info['checkpoint'] == setup['checkpoint']
@@ -230,13 +231,13 @@ def test_export_refuses_existing_dir_and_replaces_atomically(setup, tmp_path):
   export_dir = str(tmp_path / 'model')
   os.mkdir(export_dir)
   open(os.path.join(export_dir, 'old.txt'), 'w').close()
-  export = lambda options, **kwargs: inference.export_saved_model(
+  export_to = lambda options, **kwargs: export.export_saved_model(
       setup['checkpoint'], export_dir, options, {'run': 1}, crop_size=CROP,
       **kwargs)
   with pytest.raises(InputError, match='already exists; pass --overwrite'):
-    export(_options(None))
+    export_to(_options(None))
   assert os.listdir(export_dir) == ['old.txt']
-  assert export(_options(None), overwrite=True) == []
+  assert export_to(_options(None), overwrite=True) == []
   assert sorted(os.listdir(export_dir)) == ['assets.extra', 'saved_model.pb',
                                             'variables']
   with open(os.path.join(export_dir, 'saved_model.pb'), 'rb') as stream:
@@ -244,7 +245,7 @@ def test_export_refuses_existing_dir_and_replaces_atomically(setup, tmp_path):
   # 21 classes do not fit the 9-class checkpoint: the export fails while
   # restoring, and the previous export must stay whole.
   with pytest.raises(InputError, match='shape'):
-    export(_options(None, num_classes=21), overwrite=True)
+    export_to(_options(None, num_classes=21), overwrite=True)
   with open(os.path.join(export_dir, 'saved_model.pb'), 'rb') as stream:
     assert stream.read() == good
   assert os.listdir(tmp_path) == ['model']  # no temporary folders left
@@ -316,25 +317,25 @@ def test_list_input_images_folder_glob_and_errors(tmp_path):
     (tmp_path / name).write_bytes(b'')
   (tmp_path / 'sub.png').mkdir()
   expected = [str(tmp_path / name) for name in ['a.png', 'b.JPG', 'c.jpeg']]
-  assert inference.list_input_images(str(tmp_path)) == expected
-  assert inference.list_input_images(str(tmp_path / '*')) == expected
-  assert inference.list_input_images(str(tmp_path / 'b.*')) == expected[1:2]
+  assert input_files.list_input_images(str(tmp_path)) == expected
+  assert input_files.list_input_images(str(tmp_path / '*')) == expected
+  assert input_files.list_input_images(str(tmp_path / 'b.*')) == expected[1:2]
   with pytest.raises(InputError, match=r'--input .*no JPEG/PNG files in this '
                      'glob'):
-    inference.list_input_images(str(tmp_path / '*.gif'))
+    input_files.list_input_images(str(tmp_path / '*.gif'))
   empty = tmp_path / 'empty'
   empty.mkdir()
   with pytest.raises(InputError, match='no JPEG/PNG files in this folder'):
-    inference.list_input_images(str(empty))
+    input_files.list_input_images(str(empty))
   (tmp_path / 'a.jpg').write_bytes(b'')
   with pytest.raises(InputError, match='both be written as a.png'):
-    inference.list_input_images(str(tmp_path))
+    input_files.list_input_images(str(tmp_path))
 
 
 def test_read_image_converts_and_rejects_corrupt_files(tmp_path):
   grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
   Image.fromarray(grey).save(tmp_path / 'grey.png')
-  image = inference.read_image(str(tmp_path / 'grey.png'))
+  image = input_files.read_image(str(tmp_path / 'grey.png'))
   assert image.dtype == np.uint8 and image.shape == (3, 4, 3)
   np.testing.assert_array_equal(image[..., 2], grey)
   # EXIF orientation 6 (rotate 90 degrees clockwise to view): 3x4 -> 4x3.
@@ -342,14 +343,15 @@ def test_read_image_converts_and_rejects_corrupt_files(tmp_path):
   exif[0x0112] = 6
   Image.fromarray(np.zeros([3, 4, 3], np.uint8)).save(
       tmp_path / 'rotated.jpg', exif=exif)
-  assert inference.read_image(str(tmp_path / 'rotated.jpg')).shape == (4, 3, 3)
+  rotated = input_files.read_image(str(tmp_path / 'rotated.jpg'))
+  assert rotated.shape == (4, 3, 3)
   Image.fromarray(np.zeros([64, 64, 3], np.uint8)).save(tmp_path / 'full.png')
   data = (tmp_path / 'full.png').read_bytes()
   (tmp_path / 'cut.png').write_bytes(data[:len(data) - 20])
   (tmp_path / 'text.png').write_text('not an image')
   for name in ['cut.png', 'text.png']:
     with pytest.raises(InputError, match='cannot read image .*' + name):
-      inference.read_image(str(tmp_path / name))
+      input_files.read_image(str(tmp_path / name))
 
 
 class _Stream(object):
@@ -370,8 +372,8 @@ class _Stream(object):
 def test_progress_line_reports_rate_and_eta():
   now = [100.0]
   stream = _Stream()
-  progress = inference.ProgressLine(4, 'predict', stream=stream,
-                                    every_secs=10.0, clock=lambda: now[0])
+  progress = input_files.ProgressLine(4, 'predict', stream=stream,
+                                      every_secs=10.0, clock=lambda: now[0])
   now[0] = 103.0
   progress.add()   # first update is always printed
   now[0] = 104.0

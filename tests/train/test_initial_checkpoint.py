@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from core.train import training
+from core.train import loop
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
@@ -55,9 +55,9 @@ def test_the_1001_way_head_is_never_restored(imagenet_like_checkpoint,
   prefix, saved = imagenet_like_checkpoint
   with tf.Graph().as_default():
     _build(NUM_CLASSES - 1)
-    init_fn = training.initial_checkpoint_init_fn(
+    init_fn = loop.initial_checkpoint_init_fn(
         str(tmp_path), prefix, initialize_last_layer,
-        training.model.get_extra_layer_scopes(False), VARIANT)
+        model.get_extra_layer_scopes(False), VARIANT)
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
       fresh_head = sess.run(HEAD + '/weights:0')

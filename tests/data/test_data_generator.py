@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from core.data import data_generator
+from core.data import registry
 from datasets import build_data
 from deeplab import common
 from deeplab.tf_compat import tf
@@ -55,16 +56,16 @@ def _train_dataset(directory, batch_size=2, **kwargs):
 
 
 def test_registry():
-  voc = data_generator.DATASETS['pascal_voc_seg']
+  voc = registry.DATASETS['pascal_voc_seg']
   assert voc.num_classes == 21 and voc.ignore_label == 255
   assert voc.splits_to_sizes['2_clean'] == 732
   assert voc.splits_to_sizes['train_aug'] == 10582
   assert voc.splits_to_sizes['16_clean_3'] == 92
-  assert data_generator.DATASETS['coco'].num_classes == 81
-  assert data_generator.DATASETS['coco'].splits_to_sizes['32_all'] == 3697
-  assert data_generator.DATASETS['ade20k'].ignore_label == 0
-  assert data_generator.DATASETS['cityscapes'].num_classes == 19
-  synthetic = data_generator.DATASETS['synthetic']
+  assert registry.DATASETS['coco'].num_classes == 81
+  assert registry.DATASETS['coco'].splits_to_sizes['32_all'] == 3697
+  assert registry.DATASETS['ade20k'].ignore_label == 0
+  assert registry.DATASETS['cityscapes'].num_classes == 19
+  synthetic = registry.DATASETS['synthetic']
   assert synthetic.num_classes == 9 and synthetic.ignore_label == 255
   assert synthetic.splits_to_sizes == {
       'train_aug': 2000, '2_clean': 1000, '4_clean': 500, '8_clean': 250,
@@ -81,9 +82,8 @@ def test_attributes(format_fixture_dir):
 
 
 def test_check_split_returns_descriptor_files_and_size(format_fixture_dir):
-  split = data_generator.check_split('pascal_voc_seg', 'val',
-                                     format_fixture_dir)
-  assert split.descriptor is data_generator.DATASETS['pascal_voc_seg']
+  split = registry.check_split('pascal_voc_seg', 'val', format_fixture_dir)
+  assert split.descriptor is registry.DATASETS['pascal_voc_seg']
   assert split.files == [os.path.join(format_fixture_dir,
                                       'val-00000-of-00001.tfrecord')]
   assert split.num_images == 1449
@@ -244,8 +244,8 @@ def test_eval_image_larger_than_crop_fails_clearly(format_fixture_dir):
 
 
 def test_test_split_has_no_label(block_dir, monkeypatch):
-  descriptor = data_generator.DatasetDescriptor({'test': 5}, 9, 255)
-  monkeypatch.setitem(data_generator.DATASETS, 'unlabeled', descriptor)
+  descriptor = registry.DatasetDescriptor({'test': 5}, 9, 255)
+  monkeypatch.setitem(registry.DATASETS, 'unlabeled', descriptor)
   os.symlink(os.path.join(block_dir, '4_clean-00000-of-00002.tfrecord'),
              os.path.join(block_dir, 'test-00000-of-00001.tfrecord'))
   try:

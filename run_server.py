@@ -1,6 +1,6 @@
 """Starts one TensorFlow server of a ps/worker cluster and serves until killed.
 
-  python -m utils.run_server --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222 \
+  python run_server.py --ps_hosts=h0:2222 --worker_hosts=h1:2222,h2:2222 \
       --job_name=ps --task_index=0
 
 Workers run their own server too and point the training script's --master at
@@ -12,7 +12,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core.train import model_deploy
+from core.train import cluster
 from utils.errors import run_reporting_errors
 
 flags.DEFINE_list('ps_hosts', [], 'host:port of every parameter server.')
@@ -24,8 +24,8 @@ FLAGS = flags.FLAGS
 
 
 def main(unused_argv):
-  server = model_deploy.start_server(FLAGS.ps_hosts, FLAGS.worker_hosts,
-                                     FLAGS.job_name, FLAGS.task_index)
+  server = cluster.start_server(FLAGS.ps_hosts, FLAGS.worker_hosts,
+                                FLAGS.job_name, FLAGS.task_index)
   logging.info('Serving %s:%d at %s', FLAGS.job_name, FLAGS.task_index,
                server.target)
   server.join()
