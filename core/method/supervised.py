@@ -9,8 +9,8 @@ from deeplab import resize
 from deeplab import train_utils
 from deeplab.tf_compat import tf
 
-# How the training graph is built around the model (train_flags.py builds it
-# from the flags of both training scripts).
+# How the training graph is built around the model (core/flags/
+# supervised_flags.py builds it from the flags of the training scripts).
 SupervisedOptions = collections.namedtuple('SupervisedOptions', [
     'model',  # common.ModelOptions.
     'image_pyramid',  # Input scales (list of float) or None.
