@@ -33,25 +33,31 @@ flags take train_wss.py's defaults), plus --train_split (and
 
 The full-label row comes from --full_logdir, else from --upper_bound_json
 when that committed result was made in the same --setting, train split and
-steps. What is measured is described in core/analysis.py: mIoU as eval.py
-computes it; calibration and pseudo-label accuracy at the decoder-logit
-resolution, labels resized nearest as in training, ignored pixels left out.
+steps. What is measured is described in core/analysis/fetches.py: mIoU as
+eval.py computes it; calibration and pseudo-label accuracy at the
+decoder-logit resolution, labels resized nearest as in training, ignored
+pixels left out.
 """
 import os
 
 from absl import app
 from absl import flags
 
-from core import analysis
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
-from core import model_flags
-from core import pseudoseg
-from core import results_io
-from core import results_table
-from core import train_flags
-from core import wss_flags
+from core.analysis import cache
+from core.analysis import event_files
+from core.analysis import fetches
+from core.analysis import passes
+from core.analysis import results_table
+from core.analysis import scores
+from core.data import registry
+from core.eval import eval_graph
+from core.eval import results_io
+from core.flags import eval_flags
+from core.flags import flag_checks
+from core.flags import model_flags
+from core.flags import supervised_flags
+from core.flags import wss_flags
+from core.method import pseudoseg
 from datasets import build_synthetic_data
 from deeplab import common
 from deeplab.tf_compat import tf
@@ -61,7 +67,6 @@ from utils.errors import InputError
 from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
-train_flags.apply_wss_defaults()
 
 flags.DEFINE_string('sup_logdir', None,
                     'Training logdir of the supervised baseline '
@@ -129,7 +134,7 @@ _PSEUDOSEG_RUNS = (PSEUDOSEG, WEAKLY)
 _OVERLAY_RUNS = (BASELINE, PSEUDOSEG, WEAKLY)
 # Bump when the per-checkpoint JSON changes meaning, to invalidate caches.
 _CACHE_VERSION = 2
-# Event tags of the training-batch ECEs (core/pseudoseg.py) per source.
+# Event tags of the training-batch ECEs (core/method/pseudoseg.py) per source.
 _TRAIN_ECE_TAGS = {'decoder': 'calibration/ece_decoder',
                    'sgc': 'calibration/ece_attention',
                    'fused': 'calibration/ece_fused',
@@ -156,14 +161,14 @@ def _check_flags():
                      '--weakly_logdir instead')
   scales = flag_checks.check_scales(FLAGS.eval_scales)
   checkpoints = {
-      run: analysis.select_evenly(
-          analysis.list_checkpoints(logdir, _LOGDIR_FLAGS[run]),
+      run: passes.select_evenly(
+          passes.list_checkpoints(logdir, _LOGDIR_FLAGS[run]),
           FLAGS.max_checkpoints_per_run)
       for run, logdir in _logdirs().items()}
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to analyse' % common.TEST_SET)
-  split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
-                                     FLAGS.dataset_dir)
+  split = registry.check_split(FLAGS.dataset, FLAGS.eval_split,
+                               FLAGS.dataset_dir)
   options = model_flags.model_options_from_flags(
       split.descriptor.num_classes, crop_size)
   if FLAGS.use_attention:
@@ -186,7 +191,7 @@ def _pseudo_config(model_options, run):
   if run not in _PSEUDOSEG_RUNS:
     return None
   return wss_flags.pseudoseg_options_from_flags(
-      train_flags.supervised_options_from_flags(model_options))._replace(
+      supervised_flags.supervised_options_from_flags(model_options))._replace(
           weakly=run == WEAKLY)
 
 
@@ -207,7 +212,7 @@ def _settings(run, crop_size, scales):
   if pseudo_config is not None:
     settings.update(use_attention=FLAGS.use_attention,
                     pseudo_src=FLAGS.pseudo_src, logit_norm=FLAGS.logit_norm,
-                    temperature=analysis.sharpening_temperature(pseudo_config),
+                    temperature=fetches.sharpening_temperature(pseudo_config),
                     att_strides=FLAGS.att_strides, att_v2=FLAGS.att_v2,
                     attention_dim=FLAGS.attention_dim,
                     weakly=pseudo_config.weakly)
@@ -223,52 +228,52 @@ def _analyze_run(run, checkpoints, crop_size, scales, progress):
   settings = _settings(run, crop_size, scales)
   records, todo = {}, []
   for step, checkpoint in checkpoints:
-    key = analysis.checkpoint_settings(checkpoint, **settings)
-    cached = analysis.load_cached(
-        analysis.cache_path(FLAGS.output_dir, run, step), key)
+    key = cache.checkpoint_settings(checkpoint, **settings)
+    cached = cache.load_cached(
+        cache.cache_path(FLAGS.output_dir, run, step), key)
     if cached is None:
       todo.append((step, checkpoint, key))
     else:
       records[step] = cached
-      progress.done(run, step, analysis.record_summary(cached), cached=True)
+      progress.done(run, step, passes.record_summary(cached), cached=True)
   last_step, last_checkpoint = checkpoints[-1]
   num_overlays = FLAGS.num_overlay_images if run in _OVERLAY_RUNS else 0
   overlay_key = dict(
-      analysis.checkpoint_settings(last_checkpoint, **settings),
+      cache.checkpoint_settings(last_checkpoint, **settings),
       num_images=num_overlays)
-  overlay_path = analysis.overlays_path(FLAGS.output_dir, run, last_step)
-  overlays = ([] if not num_overlays else analysis.load_overlays(
+  overlay_path = cache.overlays_path(FLAGS.output_dir, run, last_step)
+  overlays = ([] if not num_overlays else cache.load_overlays(
       overlay_path, overlay_key, num_overlays))
   if not todo and overlays is not None:
     return [records[step] for step, _ in checkpoints], overlays
   with tf.Graph().as_default():
     # The valid mask (image area) feeds the SGC, as in training.
-    dataset = eval_graph.eval_dataset(FLAGS, FLAGS.eval_split,
-                                      FLAGS.eval_batch_size, crop_size,
-                                      num_readers=1, output_valid=True)
-    iterator = analysis.make_iterator(dataset)
+    dataset = eval_graph.eval_dataset(
+        eval_flags.eval_data_options_from_flags(), FLAGS.eval_split,
+        FLAGS.eval_batch_size, crop_size, num_readers=1, output_valid=True)
+    iterator = fetches.make_iterator(dataset)
     options = model_flags.model_options_from_flags(dataset.num_of_classes,
                                                    crop_size)
     pseudo_config = _pseudo_config(options, run)
-    per_batch, overlay = analysis.build_fetches(
+    per_batch, overlay = fetches.build_fetches(
         iterator.get_next(), options, dataset.num_of_classes,
         dataset.ignore_label, scales, FLAGS.add_flipped_images,
         FLAGS.image_pyramid, pseudo_config)
     with tf.Session(FLAGS.master) as sess:
       for step, checkpoint, key in todo:
         progress.start()
-        totals = analysis.evaluate_checkpoint(sess, iterator, per_batch,
-                                              checkpoint)
-        record = analysis.checkpoint_record(run, checkpoint, step, totals, key)
-        path = analysis.cache_path(FLAGS.output_dir, run, step)
+        totals = passes.evaluate_checkpoint(sess, iterator, per_batch,
+                                            checkpoint)
+        record = cache.checkpoint_record(run, checkpoint, step, totals, key)
+        path = cache.cache_path(FLAGS.output_dir, run, step)
         tf.io.gfile.makedirs(os.path.dirname(path))
         results_io.write_json_atomically(path, record)
         records[step] = record
-        progress.done(run, step, analysis.record_summary(record))
+        progress.done(run, step, passes.record_summary(record))
       if overlays is None:
-        overlays = analysis.collect_overlays(sess, iterator, overlay,
-                                             last_checkpoint, num_overlays)
-        analysis.save_overlays(overlay_path, overlays, overlay_key)
+        overlays = passes.collect_overlays(sess, iterator, overlay,
+                                           last_checkpoint, num_overlays)
+        cache.save_overlays(overlay_path, overlays, overlay_key)
   return [records[step] for step, _ in checkpoints], overlays
 
 
@@ -276,29 +281,29 @@ def _curves_figure(records, scalars, path):
   loss, miou, pseudo_miou = {}, {}, {}
   for run in records:
     name = results_table.SHORT_NAMES[run]
-    curve = analysis.find_curve(scalars[run], _LOSS_TAG)
+    curve = event_files.find_curve(scalars[run], _LOSS_TAG)
     if curve is not None:
       loss[name] = curve
-    val = analysis.validation_curves(records[run])
+    val = scores.validation_curves(records[run])
     miou[name] = (val['step'], val['miou'])
     if run in _PSEUDOSEG_RUNS:
       pseudo_miou[name] = {
           source: (val['step'], val['pseudo_miou_' + source])
-          for source in analysis.CONFUSION_SOURCES
+          for source in fetches.CONFUSION_SOURCES
           if 'pseudo_miou_' + source in val}
-  val = analysis.validation_curves(records[PSEUDOSEG])
+  val = scores.validation_curves(records[PSEUDOSEG])
   val_ece = {source: (val['step'], val['ece_' + source])
-             for source in analysis.SOURCES if 'ece_' + source in val}
+             for source in fetches.SOURCES if 'ece_' + source in val}
   train_ece = {}
   for source, tag in _TRAIN_ECE_TAGS.items():
-    curve = analysis.find_curve(scalars[PSEUDOSEG], tag)
+    curve = event_files.find_curve(scalars[PSEUDOSEG], tag)
     if curve is not None and source in val_ece:
       train_ece[source] = curve
   plots.plot_curves(path, loss, miou, pseudo_miou, val_ece, train_ece)
 
 
 def _reliability_figure(last, path):
-  statistics = {source: analysis.statistics_from_record(reliability)
+  statistics = {source: scores.statistics_from_record(reliability)
                 for source, reliability in last['reliability'].items()}
   eces = {source: reliability['ece']
           for source, reliability in last['reliability'].items()}
@@ -319,7 +324,7 @@ def _overlays_figure(overlays, steps, num_classes, ignore_label, names,
   for run_rows in zip(*overlays.values()):
     first = run_rows[0]
     label = '\n'.join([first['name']] + [
-        '%s %s' % (short[run], analysis.percent(analysis.image_pixel_accuracy(
+        '%s %s' % (short[run], scores.percent(scores.image_pixel_accuracy(
             row['label'], row['prediction'], ignore_label)))
         for run, row in zip(overlays, run_rows)])
     rows.append((label, [first['image'], first['label']] +
@@ -361,15 +366,15 @@ def _write_results(records, logdirs, names, files):
 def main(unused_argv):
   crop_size, scales, checkpoints, names = _check_flags()
   total = sum(len(c) for c in checkpoints.values())
-  progress = analysis.Progress({run: len(c) for run, c in checkpoints.items()},
-                               total)
+  progress = passes.Progress({run: len(c) for run, c in checkpoints.items()},
+                             total)
   records, overlays = {}, {}
   for run in checkpoints:
     records[run], overlays[run] = _analyze_run(run, checkpoints[run], crop_size,
                                                scales, progress)
-  descriptor = data_generator.DATASETS[FLAGS.dataset]
+  descriptor = registry.DATASETS[FLAGS.dataset]
   logdirs = _logdirs()
-  scalars = {run: analysis.read_scalar_events(logdir)
+  scalars = {run: event_files.read_scalar_events(logdir)
              for run, logdir in logdirs.items()}
   output = FLAGS.output_dir
   overlay_runs = [run for run in _OVERLAY_RUNS if run in records]

@@ -22,14 +22,15 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
-from core import metrics
-from core import model_flags
-from core import progress
-from core import results_io
+from core.data import registry
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.eval import metrics
+from core.eval import progress
+from core.eval import results_io
+from core.flags import eval_flags
+from core.flags import flag_checks
+from core.flags import model_flags
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
@@ -65,8 +66,8 @@ def _check_flags():
   scales = flag_checks.check_scales(FLAGS.eval_scales)
   if FLAGS.eval_split == common.TEST_SET:
     raise InputError('the %s split has no labels to evaluate' % common.TEST_SET)
-  split = data_generator.check_split(FLAGS.dataset, FLAGS.eval_split,
-                                     FLAGS.dataset_dir)
+  split = registry.check_split(FLAGS.dataset, FLAGS.eval_split,
+                               FLAGS.dataset_dir)
   model_flags.model_options_from_flags(
       split.descriptor.num_classes, crop_size)
   flag_checks.check_output_dir(FLAGS.eval_logdir, 'eval_logdir')
@@ -82,9 +83,10 @@ def _build_graph(crop_size, scales):
     ignore label), `image_name` string [N], and with --weakly `cls_counts`
     int64 [4] (TP, FP, FN, TN).
   """
-  dataset = eval_graph.eval_dataset(FLAGS, FLAGS.eval_split,
-                                    FLAGS.eval_batch_size, crop_size,
-                                    num_readers=2, with_cls=FLAGS.weakly)
+  dataset = eval_graph.eval_dataset(eval_flags.eval_data_options_from_flags(),
+                                    FLAGS.eval_split, FLAGS.eval_batch_size,
+                                    crop_size, num_readers=2,
+                                    with_cls=FLAGS.weakly)
   samples = dataset.get_one_shot_iterator().get_next()
   num_classes = dataset.num_of_classes
   options = model_flags.model_options_from_flags(num_classes, crop_size)

@@ -6,7 +6,8 @@ The SavedModel's `serving_default` signature takes a uint8 image batch
 --add_flipped_images are baked in, C comes from --dataset. Inputs are padded
 (bottom/right, mean pixel) up to --export_crop_size as eval.py pads to
 --eval_crop_size, so an image that fits the crop gets eval.py's prediction;
-larger images run at their own size. See core/inference.py for details.
+larger images run at their own size. See core/serving/inference.py and
+core/serving/export.py for details.
 
   python export_model.py --checkpoint_dir=TRAIN_LOGDIR --export_dir=EXPORT \
     --model_variant=xception_65 --atrous_rates=6 --atrous_rates=12 \
@@ -26,9 +27,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
-from core import inference
-from core import model_flags
+from core.eval import checkpoints
+from core.flags import eval_flags
+from core.flags import model_flags
+from core.serving import export
 from utils.errors import run_reporting_errors
 
 FLAGS = flags.FLAGS
@@ -44,10 +46,10 @@ flags.DEFINE_list('export_crop_size', '513,513',
 
 
 def main(unused_argv):
-  settings = inference.checkpoint_settings(FLAGS, 'export_crop_size')
+  settings = eval_flags.checkpoint_settings_from_flags('export_crop_size')
   crop_size, scales, num_classes, checkpoint = settings
   options = model_flags.model_options_from_flags(num_classes, None)
-  inference.check_export_dir(FLAGS.export_dir, FLAGS.overwrite)
+  export.check_export_dir(FLAGS.export_dir, FLAGS.overwrite)
   info = {
       'checkpoint': checkpoint,
       'global_step': checkpoints.checkpoint_global_step(checkpoint),
@@ -59,7 +61,7 @@ def main(unused_argv):
       'add_flipped_images': FLAGS.add_flipped_images,
   }
   logging.info('Exporting %s to %s.', checkpoint, FLAGS.export_dir)
-  missing = inference.export_saved_model(
+  missing = export.export_saved_model(
       checkpoint, FLAGS.export_dir, options, info, eval_scales=scales,
       add_flipped_images=FLAGS.add_flipped_images, crop_size=crop_size,
       image_pyramid=FLAGS.image_pyramid, overwrite=FLAGS.overwrite)

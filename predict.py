@@ -30,10 +30,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import flag_checks
-from core import inference
-from core import model_flags
-from core import prediction_files
+from core.eval import prediction_files
+from core.flags import eval_flags
+from core.flags import flag_checks
+from core.flags import model_flags
+from core.serving import export
+from core.serving import inference
+from core.serving import input_files
 from utils import save_annotation
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
@@ -75,10 +78,10 @@ def _load_predictor():
       logging.warning('Ignored with --saved_model_dir (fixed at export): %s',
                       ', '.join('--' + name for name in fixed))
     predictor = inference.SavedModelPredictor(FLAGS.saved_model_dir)
-    info = inference.read_export_info(FLAGS.saved_model_dir)
+    info = export.read_export_info(FLAGS.saved_model_dir)
     return (predictor, info.get('dataset'),
             'SavedModel %s' % FLAGS.saved_model_dir)
-  settings = inference.checkpoint_settings(FLAGS, 'predict_crop_size')
+  settings = eval_flags.checkpoint_settings_from_flags('predict_crop_size')
   options = model_flags.model_options_from_flags(settings.num_classes, None)
   predictor = inference.CheckpointPredictor(
       settings.checkpoint, options, settings.eval_scales,
@@ -105,7 +108,7 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
   skipped = []
   for path in paths:
     try:
-      image = inference.read_image(path)
+      image = input_files.read_image(path)
     except InputError as error:
       if FLAGS.on_bad_file == 'stop':
         raise InputError('%s (--on_bad_file=stop; use skip to go on)' % error)
@@ -114,7 +117,7 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
       progress.add()
       continue
     classes = predictor.predict(image)
-    _save(image, classes, inference.output_name(path), folders, colormap,
+    _save(image, classes, input_files.output_name(path), folders, colormap,
           dataset)
     progress.add()
   return skipped
@@ -122,13 +125,13 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
 
 def main(unused_argv):
   flag_checks.check_output_dir(FLAGS.output_dir, 'output_dir')
-  paths = inference.list_input_images(FLAGS.input)
+  paths = input_files.list_input_images(FLAGS.input)
   predictor, dataset, description = _load_predictor()
-  colormap = FLAGS.colormap_type or inference.colormap_of(dataset)
+  colormap = FLAGS.colormap_type or input_files.colormap_of(dataset)
   folders = {kind: os.path.join(FLAGS.output_dir, name)
              for kind, name in _FOLDERS.items()}
   logging.info('Predicting %d images with %s.', len(paths), description)
-  progress = inference.ProgressLine(len(paths), 'predict')
+  progress = input_files.ProgressLine(len(paths), 'predict')
   try:
     skipped = _predict_all(paths, predictor, progress, folders, colormap,
                            dataset)

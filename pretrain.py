@@ -1,7 +1,7 @@
 """Pretrains the backbone and its classification head on image-level labels.
 
 The stand-in for DeepLab's ImageNet checkpoint on machines that cannot download
-it (see core/pretraining.py). Trains on --train_split (default `cls_pretrain`,
+it (see core/train/pretraining.py). Trains on --train_split (default `cls_pretrain`,
 the synthetic builder's classification set, disjoint from `train_aug` and
 `val`) with multi-label sigmoid cross-entropy, then exports the model variables
 to --export_checkpoint (default <train_logdir>/export/model.ckpt), to be passed
@@ -16,12 +16,13 @@ import os
 from absl import app
 from absl import flags
 
-from core import flag_checks
-from core import monitoring
-from core import pretraining
-from core import supervised
-from core import train_flags
-from core import training
+from core.flags import flag_checks
+from core.flags import supervised_flags
+from core.flags import train_flags
+from core.method import monitoring
+from core.method import supervised
+from core.train import loop
+from core.train import pretraining
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import InputError
@@ -56,22 +57,22 @@ def main(unused_argv):
   if FLAGS.tf_initial_checkpoint:
     raise InputError('pretrain.py starts from scratch; drop '
                      '--tf_initial_checkpoint.')
-  config = training.deployment_from_flags()
-  batch_size = training.clone_batch_size(FLAGS.train_batch_size,
-                                         FLAGS.num_clones,
-                                         FLAGS.num_accumulation_steps)
+  config = train_flags.deployment_from_flags()
+  batch_size = flag_checks.clone_batch_size(FLAGS.train_batch_size,
+                                            FLAGS.num_clones,
+                                            FLAGS.num_accumulation_steps)
   with tf.Graph().as_default():
     with tf.device(config.inputs_device()):
-      dataset = training.training_dataset(FLAGS.train_split, batch_size,
-                                          with_cls=True)
+      dataset = train_flags.training_dataset(FLAGS.train_split, batch_size,
+                                             with_cls=True)
       iterator = dataset.get_one_shot_iterator()
-    model_options = training.model_options(dataset.num_of_classes)
+    model_options = train_flags.model_options(dataset.num_of_classes)
 
     def build_clone(clone_index):
       samples = iterator.get_next()
       _, logits, _ = supervised.add_classification_loss(
           samples[common.IMAGE], samples[common.CLS_LABEL],
-          train_flags.supervised_options_from_flags(model_options),
+          supervised_flags.supervised_options_from_flags(model_options),
           dataset.num_of_classes)
       if clone_index == 0:
         accuracy = pretraining.add_multilabel_accuracy(
@@ -79,7 +80,8 @@ def main(unused_argv):
         tf.summary.scalar('acc_cls', accuracy)
         tf.add_to_collection(monitoring.CONSOLE_SCALARS, accuracy)
 
-    training.train(config, build_clone, FLAGS.train_batch_size)
+    loop.train(config, train_flags.train_options_from_flags(), build_clone,
+               FLAGS.train_batch_size)
   pretraining.export_model_variables(
       tf.train.latest_checkpoint(FLAGS.train_logdir), export_prefix(),
       model_options, dataset.num_of_classes - 1,

@@ -8,9 +8,11 @@ Example (see README.md for the full set of flags):
 from absl import app
 from absl import flags
 
-from core import supervised
-from core import train_flags
-from core import training
+from core.flags import flag_checks
+from core.flags import supervised_flags
+from core.flags import train_flags
+from core.method import supervised
+from core.train import loop
 from deeplab import common
 from deeplab.tf_compat import tf
 from utils.errors import run_reporting_errors
@@ -19,21 +21,21 @@ FLAGS = flags.FLAGS
 
 
 def main(unused_argv):
-  config = training.deployment_from_flags()
-  batch_size = training.clone_batch_size(FLAGS.train_batch_size,
-                                         FLAGS.num_clones,
-                                         FLAGS.num_accumulation_steps)
+  config = train_flags.deployment_from_flags()
+  batch_size = flag_checks.clone_batch_size(FLAGS.train_batch_size,
+                                            FLAGS.num_clones,
+                                            FLAGS.num_accumulation_steps)
   with tf.Graph().as_default():
     with tf.device(config.inputs_device()):
-      labeled = training.training_dataset(FLAGS.train_split, batch_size,
-                                          with_cls=FLAGS.weakly)
+      labeled = train_flags.training_dataset(FLAGS.train_split, batch_size,
+                                             with_cls=FLAGS.weakly)
       labeled_iterator = labeled.get_one_shot_iterator()
       if FLAGS.weakly:
-        image_level = training.training_dataset(
+        image_level = train_flags.training_dataset(
             FLAGS.train_split_cls, batch_size, with_cls=True, seed_offset=1)
         image_level_iterator = image_level.get_one_shot_iterator()
-    options = train_flags.supervised_options_from_flags(
-        training.model_options(labeled.num_of_classes))
+    options = supervised_flags.supervised_options_from_flags(
+        train_flags.model_options(labeled.num_of_classes))
 
     def build_clone(clone_index):
       samples = labeled_iterator.get_next()
@@ -49,7 +51,8 @@ def main(unused_argv):
 
     images_per_step = FLAGS.train_batch_size * (2 if FLAGS.weakly else 1)
     datasets = [labeled, image_level] if FLAGS.weakly else [labeled]
-    training.train(config, build_clone, images_per_step, datasets=datasets)
+    loop.train(config, train_flags.train_options_from_flags(), build_clone,
+               images_per_step, datasets=datasets)
 
 
 if __name__ == '__main__':

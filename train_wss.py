@@ -9,10 +9,12 @@ Example (see README.md for the full set of flags):
 from absl import app
 from absl import flags
 
-from core import pseudoseg
-from core import train_flags
-from core import training
-from core import wss_flags
+from core.flags import flag_checks
+from core.flags import supervised_flags
+from core.flags import train_flags
+from core.flags import wss_flags
+from core.method import pseudoseg
+from core.train import loop
 from deeplab.tf_compat import tf
 from utils.errors import run_reporting_errors
 
@@ -21,22 +23,22 @@ train_flags.apply_wss_defaults()
 
 
 def main(unused_argv):
-  config = training.deployment_from_flags()
-  batch_size = training.clone_batch_size(FLAGS.train_batch_size,
-                                         FLAGS.num_clones,
-                                         FLAGS.num_accumulation_steps)
+  config = train_flags.deployment_from_flags()
+  batch_size = flag_checks.clone_batch_size(FLAGS.train_batch_size,
+                                            FLAGS.num_clones,
+                                            FLAGS.num_accumulation_steps)
   with tf.Graph().as_default():
     with tf.device(config.inputs_device()):
-      labeled = training.training_dataset(
+      labeled = train_flags.training_dataset(
           FLAGS.train_split, batch_size, output_valid=True, with_cls=True)
-      unlabeled = training.training_dataset(
+      unlabeled = train_flags.training_dataset(
           FLAGS.train_split_cls, batch_size, strong_weak=True,
           output_valid=True, with_cls=FLAGS.weakly, seed_offset=1)
       labeled_iterator = labeled.get_one_shot_iterator()
       unlabeled_iterator = unlabeled.get_one_shot_iterator()
     options = wss_flags.pseudoseg_options_from_flags(
-        train_flags.supervised_options_from_flags(
-            training.model_options(labeled.num_of_classes)))
+        supervised_flags.supervised_options_from_flags(
+            train_flags.model_options(labeled.num_of_classes)))
     pseudoseg.attention_end_points(options)
 
     def build_clone(clone_index):
@@ -45,8 +47,8 @@ def main(unused_argv):
                             labeled.num_of_classes, labeled.ignore_label,
                             monitor=clone_index == 0)
 
-    training.train(config, build_clone, 2 * FLAGS.train_batch_size,
-                   datasets=[labeled, unlabeled])
+    loop.train(config, train_flags.train_options_from_flags(), build_clone,
+               2 * FLAGS.train_batch_size, datasets=[labeled, unlabeled])
 
 
 if __name__ == '__main__':

@@ -24,14 +24,15 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from core import checkpoints
-from core import data_generator
-from core import eval_graph
-from core import flag_checks
-from core import model_flags
-from core import prediction_files
-from core import preprocess_utils
-from core import progress
+from core.data import preprocess_utils
+from core.data import registry
+from core.eval import checkpoints
+from core.eval import eval_graph
+from core.eval import prediction_files
+from core.eval import progress
+from core.flags import eval_flags
+from core.flags import flag_checks
+from core.flags import model_flags
 from deeplab import common
 from deeplab import resize
 from deeplab.tf_compat import tf
@@ -73,8 +74,8 @@ def _check_flags():
   crop_size = flag_checks.parse_crop_size(FLAGS.vis_crop_size, 'vis_crop_size')
   flag_checks.check_positive(FLAGS.vis_batch_size, 'vis_batch_size')
   scales = flag_checks.check_scales(FLAGS.eval_scales)
-  split = data_generator.check_split(FLAGS.dataset, FLAGS.vis_split,
-                                     FLAGS.dataset_dir)
+  split = registry.check_split(FLAGS.dataset, FLAGS.vis_split,
+                               FLAGS.dataset_dir)
   model_flags.model_options_from_flags(
       split.descriptor.num_classes, crop_size)
   checkpoint = checkpoint_paths.resolve_checkpoint(FLAGS.checkpoint_dir,
@@ -92,9 +93,10 @@ def _build_graph(crop_size, scales):
   string [N], `height`/`width` int64 [N] (original size), `original_image`
   uint8 [N, h, w, 3].
   """
-  dataset = eval_graph.eval_dataset(FLAGS, FLAGS.vis_split,
-                                    FLAGS.vis_batch_size, crop_size,
-                                    num_readers=1, output_original=True)
+  dataset = eval_graph.eval_dataset(eval_flags.eval_data_options_from_flags(),
+                                    FLAGS.vis_split, FLAGS.vis_batch_size,
+                                    crop_size, num_readers=1,
+                                    output_original=True)
   samples = dataset.get_one_shot_iterator().get_next()
   options = model_flags.model_options_from_flags(dataset.num_of_classes,
                                                  crop_size)

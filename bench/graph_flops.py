@@ -23,7 +23,7 @@ sys.path.insert(0, REPO_ROOT)
 from absl import flags  # noqa: E402
 
 from bench import model_step  # noqa: E402
-from core import training  # noqa: E402
+from core.train import loop  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402
 from utils.errors import InputError  # noqa: E402
 from utils.errors import run_reporting_errors  # noqa: E402
@@ -50,7 +50,7 @@ def build_graph(script, argv):
   # replacing them.
   flags.FLAGS.unparse_flags()
   flags.FLAGS(argv)
-  training.run_loop = _stop_before_training
+  loop.run_loop = _stop_before_training
   try:
     module.main([script])
   except _Built as built:

@@ -23,7 +23,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
-from core import data_generator  # noqa: E402
+from core.data import data_generator  # noqa: E402
+from core.flags import common_flags  # noqa: E402,F401  (--dataset)
 from datasets import build_data  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402
 from utils import errors  # noqa: E402

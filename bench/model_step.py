@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from core.flags import common_flags  # noqa: E402,F401  (model flags)
 from deeplab import common  # noqa: E402
 from deeplab import model  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402

@@ -38,8 +38,8 @@ import numpy as np  # noqa: E402
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
 
 from bench import graph_flops  # noqa: E402
-from core import monitoring  # noqa: E402
-from core import training  # noqa: E402
+from core.method import monitoring  # noqa: E402
+from core.train import summaries  # noqa: E402
 from datasets import build_synthetic_data  # noqa: E402
 from deeplab import model  # noqa: E402
 from deeplab.tf_compat import tf  # noqa: E402
@@ -92,12 +92,12 @@ def build(formulation, argv):
 def _remember_fetches(original_run_loop):
   """Wraps the stop-before-training hook to keep the step's fetches."""
 
-  def run_loop(config, train_op, *args, **kwargs):
+  def run_loop(config, options, train_op, *args, **kwargs):
     graph = tf.get_default_graph()
-    scalars = {training.console_name(t): t
+    scalars = {summaries.console_name(t): t
                for t in graph.get_collection(monitoring.CONSOLE_SCALARS)}
     graph.add_to_collection(STEP_COLLECTION, (train_op, scalars))
-    original_run_loop(config, train_op, *args, **kwargs)
+    original_run_loop(config, options, train_op, *args, **kwargs)
   return run_loop
 
 

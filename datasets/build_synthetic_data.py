@@ -31,7 +31,7 @@ object from clutter) was too hard for the CPU budget: 2000 steps from scratch
 reached about 28% mIoU with 500 labeled images. --textured_clutter=2 restores
 that clutter for a harder variant.
 
-Splits (registered in core/data_generator.py for the default sizes):
+Splits (registered in core/data/registry.py for the default sizes):
 `train_aug` (all --num_train training images, `synth_000123`), the labeled
 subsets `2_clean`, `4_clean`, `8_clean`, `16_clean_3`, `32_clean`, `64_clean`,
 `128_clean` (independent random draws of num_train // N training images, in

@@ -12,7 +12,7 @@ if REPO_ROOT not in sys.path:
 # Flags keep their defaults in tests; tests pass other values explicitly.
 flags.FLAGS.mark_as_parsed()
 
-FORMAT_FIXTURE = os.path.join(REPO_ROOT, 'tests',
+FORMAT_FIXTURE = os.path.join(REPO_ROOT, 'tests', 'fixtures',
                               'deeplab_voc_val-00000-of-00001.tfrecord')
 
 
@@ -66,8 +66,21 @@ def run_script(script, *args, timeout=900):
 def pseudoseg_options(model_options, **overrides):
   """PseudoSegOptions of the default flags around `model_options`; fields in
   `overrides` replaced."""
-  from core import train_flags
-  from core import wss_flags
+  from core.flags import supervised_flags
+  from core.flags import wss_flags
   options = wss_flags.pseudoseg_options_from_flags(
-      train_flags.supervised_options_from_flags(model_options))
+      supervised_flags.supervised_options_from_flags(model_options))
   return options._replace(**overrides)
+
+
+def train_options(logdir, steps, **overrides):
+  """TrainOptions of the default flags for a run of `steps` steps in `logdir`
+  (no initial checkpoint); fields in `overrides` replaced, and the fields of
+  its OptimizerOptions given as `optimization={name: value}`."""
+  from core.flags import train_flags
+  options = train_flags.train_options_from_flags()
+  optimization = options.optimization._replace(
+      **overrides.pop('optimization', {}))
+  return options._replace(train_logdir=str(logdir),
+                          training_number_of_steps=steps,
+                          optimization=optimization, **overrides)

@@ -1,7 +1,7 @@
 """Tests of the dataset builders (VOC, COCO, synthetic) and build_data writing.
 
 Records are read back with tf_record_iterator + tf.train.Example parsing and
-decoded with PIL, independently of core/data_generator.
+decoded with PIL, independently of core/data/data_generator.py.
 """
 import glob
 import io
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from core import data_generator
+from core.data import registry
 from datasets import build_coco_data
 from datasets import build_data
 from datasets import build_synthetic_data
@@ -521,7 +521,7 @@ def test_synthetic_registered_sizes():
       'train_aug': 2000, 'val': 300, '2_clean': 1000, '4_clean': 500,
       '8_clean': 250, '16_clean_3': 125, '32_clean': 62, '64_clean': 31,
       '128_clean': 15, 'cls_pretrain': 3000}
-  assert sizes == data_generator.DATASETS['synthetic'].splits_to_sizes
+  assert sizes == registry.DATASETS['synthetic'].splits_to_sizes
   for split, _ in build_synthetic_data.SUBSETS:
     assert len(set(names[split])) == len(names[split])
     assert set(names[split]) <= set(names['train_aug'])

@@ -13,7 +13,7 @@ from deeplab.tf_compat import tf
 from utils.errors import InputError
 
 REFERENCE_VARIABLES = os.path.join(
-    REPO_ROOT, 'tests', 'data', 'xception_65_deeplabv3plus_variables.tsv')
+    REPO_ROOT, 'tests', 'fixtures', 'xception_65_deeplabv3plus_variables.tsv')
 SEMANTIC = common.OUTPUT_TYPE
 
 

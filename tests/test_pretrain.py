@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import run_script
-from core import pretraining
+from core.train import pretraining
 from deeplab.tf_compat import tf
 
 TINY = ['--model_variant=mobilenet_v2', '--dataset=synthetic',

@@ -1,6 +1,6 @@
 """Reliability under faults and bad input (issue 11), checked in process.
 
-Training runs here use `core.training.train` on a tiny linear model (a second
+Training runs here use `core.train.loop.train` on a tiny linear model (a second
 or two each), so the logdir machinery (lock, orphans, finite checkpoints,
 finished runs, data errors, graph/summaries, Ctrl-C) is tested without the
 cost of DeepLab; docs/RELIABILITY.md maps every fault to its test.
@@ -18,14 +18,18 @@ import time
 
 import numpy as np
 import pytest
-from absl.testing import flagsaver
 
+from conftest import train_options
 import eval as eval_script
-from core import checkpoints
-from core import data_generator
-from core import model_deploy
-from core import results_io
-from core import training
+from core.data import data_generator
+from core.data import registry
+from core.eval import checkpoints
+from core.eval import results_io
+from core.flags import flag_checks
+from core.train import hooks
+from core.train import logdir_guard
+from core.train import loop
+from core.train import model_deploy
 from datasets import build_data
 from deeplab import common
 from deeplab import train_utils
@@ -38,11 +42,9 @@ from utils.errors import TrainingError
 _INPUTS = np.random.RandomState(0).randn(4, 3).astype(np.float32)
 _TARGETS = np.random.RandomState(1).randn(4, 2).astype(np.float32)
 
-_TRAIN_FLAGS = dict(num_clones=1, train_batch_size=1, log_steps=1,
-                    save_interval_secs=3600, save_summaries_secs=600,
-                    max_to_keep=5, base_learning_rate=0.01, seed=0,
-                    tf_initial_checkpoint=None, profile_logdir=None,
-                    master='', task=0, num_replicas=1, num_ps_tasks=0)
+# The tiny runs log every step and save a checkpoint at the end only.
+_TRAIN_OPTIONS = dict(log_steps=1, save_interval_secs=3600,
+                      optimization={'base_learning_rate': 0.01})
 
 
 def _linear_clone(index, nan_moving_variance_from_step=None, samples=None):
@@ -70,14 +72,13 @@ def _linear_clone(index, nan_moving_variance_from_step=None, samples=None):
     tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, moving.assign(value))
 
 
-def _train(logdir, steps, clone_fn=_linear_clone, datasets=(), **flag_values):
+def _train(logdir, steps, clone_fn=_linear_clone, datasets=()):
   """train() in a fresh graph with the tiny model; returns nothing."""
-  values = dict(_TRAIN_FLAGS, train_logdir=str(logdir),
-                training_number_of_steps=steps, **flag_values)
-  with flagsaver.flagsaver(**values), tf.Graph().as_default():
+  with tf.Graph().as_default():
     config = model_deploy.DeploymentConfig(num_clones=1)
     extra = {'datasets': datasets} if datasets else {}
-    training.train(config, clone_fn, images_per_step=1, **extra)
+    loop.train(config, train_options(logdir, steps, **_TRAIN_OPTIONS),
+               clone_fn, images_per_step=1, **extra)
 
 
 def _registered_steps(logdir):
@@ -324,7 +325,7 @@ def test_reader_ignores_a_leftover_temporary_and_builder_removes_it(tmp_path):
   dataset = data_generator.Dataset('coco', 'val', out, 1, [9, 9])
   assert [os.path.basename(f) for f in dataset.files] == [
       'val-00000-of-00001.tfrecord']
-  assert data_generator.check_split('coco', 'val', out).num_images == 5000
+  assert registry.check_split('coco', 'val', out).num_images == 5000
   build_data.write_split(out, 'val', _examples(2), 2, num_shards=1)
   assert sorted(os.listdir(out)) == ['val-00000-of-00001.tfrecord']
 
@@ -335,18 +336,17 @@ def test_reader_ignores_a_leftover_temporary_and_builder_removes_it(tmp_path):
 
 def _data_run(logdir, dataset_dir, dataset_name, split):
   """Trains 2 steps reading `split`; returns the InputError raised."""
-  values = dict(_TRAIN_FLAGS, train_logdir=str(logdir),
-                training_number_of_steps=2)
-  with flagsaver.flagsaver(**values), tf.Graph().as_default():
+  with tf.Graph().as_default():
     dataset = data_generator.Dataset(
         dataset_name, split, dataset_dir, 1, [9, 9], is_training=True,
         should_shuffle=True,
         should_repeat=True, seed=0)
     samples = dataset.get_one_shot_iterator().get_next()
     with pytest.raises(InputError) as raised:
-      training.train(model_deploy.DeploymentConfig(num_clones=1),
-                     lambda i: _linear_clone(i, samples=samples), 1,
-                     datasets=[dataset])
+      loop.train(model_deploy.DeploymentConfig(num_clones=1),
+                 train_options(logdir, 2, **_TRAIN_OPTIONS),
+                 lambda i: _linear_clone(i, samples=samples), 1,
+                 datasets=[dataset])
   return str(raised.value)
 
 
@@ -425,7 +425,7 @@ def test_lock_of_a_killed_run_does_not_block_a_restart(lock_holder):
   logdir, holder = lock_holder
   os.kill(holder.pid, signal.SIGKILL)
   holder.wait()
-  lock = training.LogdirLock(str(logdir)).acquire()
+  lock = logdir_guard.LogdirLock(str(logdir)).acquire()
   with open(lock.path) as f:
     assert f.read().split()[0] == str(os.getpid())
   lock.release()
@@ -506,14 +506,14 @@ def test_results_json_is_world_readable(tmp_path, umask_022):
 def test_ctrl_c_saves_then_reports_one_line(trained_logdir, tmp_path,
                                             monkeypatch, capsys):
   logdir = _copy(trained_logdir, tmp_path)
-  after_run = training.ProgressHook.after_run
+  after_run = hooks.ProgressHook.after_run
 
   def interrupted_at_step_5(self, run_context, run_values):
     after_run(self, run_context, run_values)
     if run_values.results['step'] == 5:
       raise KeyboardInterrupt()
 
-  monkeypatch.setattr(training.ProgressHook, 'after_run', interrupted_at_step_5)
+  monkeypatch.setattr(hooks.ProgressHook, 'after_run', interrupted_at_step_5)
 
   def main(argv):
     _train(logdir, 100)
@@ -528,20 +528,20 @@ def test_ctrl_c_saves_then_reports_one_line(trained_logdir, tmp_path,
   assert lines == ['interrupted: training stopped after step 5; saved %s' %
                    (logdir / 'model.ckpt-5')]
   assert _registered_steps(logdir) == [0, 3, 5]
-  assert not (logdir / training.LOCK_FILE).exists()
+  assert not (logdir / logdir_guard.LOCK_FILE).exists()
 
 
 def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
     trained_logdir, tmp_path, monkeypatch, capsys, stray_sigterm_fails):
   logdir = _copy(trained_logdir, tmp_path)
-  after_run = training.ProgressHook.after_run
+  after_run = hooks.ProgressHook.after_run
 
   def terminated_at_step_5(self, run_context, run_values):
     after_run(self, run_context, run_values)
     if run_values.results['step'] == 5:
       _sigterm_to_this_thread()
 
-  monkeypatch.setattr(training.ProgressHook, 'after_run', terminated_at_step_5)
+  monkeypatch.setattr(hooks.ProgressHook, 'after_run', terminated_at_step_5)
 
   def main(argv):
     _train(logdir, 100)
@@ -553,7 +553,7 @@ def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
   assert lines == ['terminated: training stopped after step 5; saved %s' %
                    (logdir / 'model.ckpt-5')]
   assert _registered_steps(logdir) == [0, 3, 5]
-  assert not (logdir / training.LOCK_FILE).exists()
+  assert not (logdir / logdir_guard.LOCK_FILE).exists()
   # The training loop put the previous handler back.
   assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
 
@@ -566,4 +566,4 @@ def test_num_clones_message_names_both_flags():
   with pytest.raises(InputError, match=r'--train_batch_size=2 must be a '
                      r'positive multiple of --num_clones=16; lower both '
                      r'together.*--num_clones=1 --train_batch_size=2'):
-    training.clone_batch_size(2, 16)
+    flag_checks.clone_batch_size(2, 16)

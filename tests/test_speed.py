@@ -10,9 +10,9 @@ feature map (crop 33: 3 x 3 features at output stride 16).
 import numpy as np
 import pytest
 
-from core import model_deploy
-from core import monitoring
-from core import training
+from core.method import monitoring
+from core.train import hooks
+from core.train import model_deploy
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import BATCH_NORM_UPDATES
@@ -171,8 +171,8 @@ def test_progress_hook_fetches_console_scalars_only_on_logged_steps(caplog):
       loss = tf.constant(0.5)
     train_op = model_deploy.TrainOp(loss, loss, global_step.read_value(),
                                     micro_steps=(), hooks=[])
-    hook = training.ProgressHook(train_op, tf.constant(0.1), last_step=7,
-                                 images_per_step=2, every_n=3)
+    hook = hooks.ProgressHook(train_op, tf.constant(0.1), last_step=7,
+                              images_per_step=2, every_n=3)
     with caplog.at_level('INFO'), tf.train.MonitoredSession(
         hooks=[tf.train.StopAtStepHook(last_step=7), hook]) as session:
       while not session.should_stop():

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from conftest import run_script
-from core import data_generator
+from core.data import registry
 from deeplab.tf_compat import tf
 
 LIGHT_MODEL = ['--model_variant=mobilenet_v2', '--output_stride=16',
@@ -72,7 +72,7 @@ def test_resume_continues_and_ignores_initial_checkpoint(light_run,
 
 
 def _reference_variables():
-  path = os.path.join(REPO_ROOT, 'tests', 'data',
+  path = os.path.join(REPO_ROOT, 'tests', 'fixtures',
                       'xception_65_deeplabv3plus_variables.tsv')
   with open(path) as f:
     rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
@@ -131,7 +131,7 @@ def _missing_flag_line(name):
 
 
 _SYNTHETIC_SPLITS = ', '.join(sorted(
-    data_generator.get_dataset_descriptor('synthetic').splits_to_sizes))
+    registry.get_dataset_descriptor('synthetic').splits_to_sizes))
 
 
 @pytest.mark.parametrize('flags_to_drop, extra, exit_code, line', [
@@ -219,7 +219,7 @@ def test_overfitting_a_few_images_drives_loss_down_and_miou_up(synthetic_dir,
 
 @pytest.mark.slow
 def test_parameter_server_run_with_the_project_servers(synthetic_dir, tmp_path):
-  """1 ps + 1 worker on 127.0.0.1 (utils/run_server.py), train_sup as task 0."""
+  """1 ps + 1 worker on 127.0.0.1 (run_server.py), train_sup as task 0."""
   import socket
   import subprocess
   import sys
@@ -232,7 +232,7 @@ def test_parameter_server_run_with_the_project_servers(synthetic_dir, tmp_path):
   hosts = ['--ps_hosts=127.0.0.1:%d' % ports[0],
            '--worker_hosts=127.0.0.1:%d' % ports[1]]
   servers = [subprocess.Popen(
-      [sys.executable, '-m', 'utils.run_server', *hosts,
+      [sys.executable, 'run_server.py', *hosts,
        '--job_name=%s' % job, '--task_index=0'], cwd=REPO_ROOT,
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for job in ('ps', 'worker')]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import pseudoseg_options
 from conftest import run_script
-from core import pseudoseg
+from core.method import pseudoseg
 from deeplab import common
 from deeplab.tf_compat import tf
 from test_train_sup import SHORT_RUN

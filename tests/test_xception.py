@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 
-REFERENCE_DIR = os.path.join(REPO_ROOT, 'tests', 'data')
+REFERENCE_DIR = os.path.join(REPO_ROOT, 'tests', 'fixtures')
 # Nominal unit strides of Xception-65: entry (3), middle (16), exit (2).
 XCEPTION_65_UNIT_STRIDES = [2, 2, 2] + [1] * 16 + [2, 1]
 

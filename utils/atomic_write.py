@@ -4,7 +4,7 @@ The single-file outputs go through `open_atomic` (or `write_text`): results
 JSON and RESULTS.md, the PNGs of vis.py, predict.py and analyze.py,
 analyze.py's overlay cache. Outputs of several files commit differently
 (tfrecord shards: datasets/build_data.py; checkpoints and exports:
-core/pretraining.py, core/inference.py).
+core/train/pretraining.py, core/serving/export.py).
 
 Guarantees of `open_atomic(path)` (and so of `write_text`):
 

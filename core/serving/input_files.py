@@ -1,0 +1,134 @@
+"""predict.py's input files (listing, decoding, output names) and the colormap
+and progress line of its outputs."""
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+
+from deeplab.tf_compat import tf
+from utils.errors import InputError
+
+# File extensions read by predict.py (case-insensitive).
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+
+
+def colormap_of(dataset_name):
+  """The colormap vis.py users pick for a dataset (COCO and others: pascal)."""
+  return {'cityscapes': 'cityscapes', 'ade20k': 'ade20k'}.get(dataset_name,
+                                                              'pascal')
+
+
+def list_input_images(pattern):
+  """The image files named by a folder or a glob, sorted.
+
+  A folder gives its *.jpg/*.jpeg/*.png files (not recursive, any case); a
+  glob gives the matching files with those extensions.
+
+  Raises:
+    InputError: no image matches, or two inputs share an output name.
+  """
+  if os.path.isdir(pattern):
+    candidates = [os.path.join(pattern, name) for name in os.listdir(pattern)]
+    where = 'folder'
+  else:
+    candidates = tf.io.gfile.glob(pattern)
+    where = 'glob'
+  paths = sorted(path for path in candidates if os.path.isfile(path) and
+                 os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS)
+  if not paths:
+    raise InputError('--input %s: no JPEG/PNG files in this %s (extensions: '
+                     '%s)' % (pattern, where, ', '.join(IMAGE_EXTENSIONS)))
+  seen = {}
+  for path in paths:
+    name = output_name(path)
+    if name in seen:
+      raise InputError('--input %s: %s and %s would both be written as '
+                       '%s.png; rename one' % (pattern, seen[name], path,
+                                               name))
+    seen[name] = path
+  return paths
+
+
+def output_name(path):
+  """Output file stem of an input image: its name without the extension."""
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def read_image(path):
+  """Decodes an image file to uint8 [H, W, 3] RGB.
+
+  EXIF orientation is applied (photos come out upright, as viewers show
+  them); grey, palette and alpha images are converted to RGB.
+
+  Raises:
+    InputError: the file cannot be read or decoded (names the file).
+  """
+  try:
+    with Image.open(path) as image:
+      image.load()
+      image = ImageOps.exif_transpose(image).convert('RGB')
+      return np.asarray(image, dtype=np.uint8)
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    raise InputError('cannot read image %s: %s' % (path, e))
+
+
+class ProgressLine(object):
+  """One progress line `done/total images, s/image, ETA` on a stream.
+
+  On a terminal the line is rewritten in place; otherwise a line is printed at
+  most every `every_secs` seconds and at the end.
+  """
+
+  def __init__(self, total, label, stream=None, every_secs=10.0,
+               clock=time.time):
+    self._total = total
+    self._label = label
+    self._stream = stream or sys.stderr
+    self._every_secs = every_secs
+    self._clock = clock
+    self._start = clock()
+    self._last_print = None
+    self._tty = hasattr(self._stream, 'isatty') and self._stream.isatty()
+    self.done = 0
+
+  def text(self):
+    """The current line, e.g. `predict: 3/10 images, 1.50 s/image, ETA 0:10`."""
+    elapsed = self._clock() - self._start
+    line = '%s: %d/%d images' % (self._label, self.done, self._total)
+    if self.done:
+      per_image = elapsed / self.done
+      remaining = int(round(per_image * (self._total - self.done)))
+      line += ', %.2f s/image, ETA %d:%02d' % (per_image, remaining // 60,
+                                              remaining % 60)
+    return line
+
+  def add(self, count=1):
+    """Counts `count` more images (done or skipped) and shows the line."""
+    self.done += count
+    now = self._clock()
+    if self._tty:
+      self._stream.write('\r' + self.text() + '\x1b[K')
+      self._stream.flush()
+    elif (self.done == self._total or self._last_print is None or
+          now - self._last_print >= self._every_secs):
+      self._stream.write(self.text() + '\n')
+      self._stream.flush()
+      self._last_print = now
+
+  def note(self, text):
+    """Writes `text` on a line of its own (a warning between updates)."""
+    if self._tty:
+      self._stream.write('\r\x1b[K')
+    self._stream.write(text + '\n')
+    if self._tty and self.done:
+      self._stream.write(self.text())
+    self._stream.flush()
+
+  def finish(self):
+    """Ends the line (terminal)."""
+    if self._tty:
+      self._stream.write('\n')
+      self._stream.flush()
