@@ -107,8 +107,10 @@ flags.DEFINE_string('upper_bound_json', None,
                     'left out.')
 flags.DEFINE_string('setting', '',
                     'Free text naming the training setting of these runs, '
-                    'e.g. "synthetic 128_clean, 1000 steps, batch 4"; '
-                    '--upper_bound_json must carry the same "setting".')
+                    'as bench/protocol.sh setting_of writes it (e.g. '
+                    '"synthetic 128_clean, 1000 steps, batch 4, crop 129, '
+                    'pretrain 600 steps"); --upper_bound_json must carry the '
+                    'same "setting".')
 flags.DEFINE_list('class_names', [],
                   'Class names in id order, for the per-class table and the '
                   'legend of overlays.png; empty: the synthetic dataset\'s '

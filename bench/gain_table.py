@@ -14,7 +14,7 @@ of train_aug, the upper bound), and writes
 Usage:
   python bench/gain_table.py --runs_dir=work_dirs/bench_gain \
     --output=bench/results/pseudoseg_vs_baseline --command="..." \
-    --setting="synthetic 128_clean, 1000 steps, batch 4, crop 129"
+    --setting="synthetic 128_clean, 1000 steps, batch 4, crop 129, pretrain 600 steps"
 """
 import datetime
 import glob
