@@ -39,6 +39,7 @@ from deeplab.tf_compat import tf
 from utils import checkpoint_paths
 from utils import save_annotation
 from utils.errors import run_reporting_errors
+from utils.errors import raise_if_interrupted
 from utils.errors import sigterm_like_ctrl_c
 
 FLAGS = flags.FLAGS
@@ -190,6 +191,7 @@ def main(unused_argv):
       folders = _output_folders()
       counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
       while True:
+        raise_if_interrupted()
         try:
           values = sess.run(fetches)
         except tf.errors.OutOfRangeError:

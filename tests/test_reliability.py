@@ -208,6 +208,35 @@ def test_watcher_stops_on_sigterm_like_ctrl_c(tmp_path, capsys,
   assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
 
 
+class _SigtermWhenCollected(object):
+  """Sends SIGTERM to this thread from its finalizer, where the exception the
+  handler raises is swallowed (as a weakref callback in TensorFlow may)."""
+
+  def __del__(self):
+    _sigterm_to_this_thread()
+
+
+def test_watcher_stops_on_a_sigterm_its_finalizer_swallowed(
+    tmp_path, capsys, stray_sigterm_fails):
+  _save_steps(tmp_path, [1])
+  evaluated = []
+
+  def evaluate(snapshot):
+    evaluated.append(snapshot.global_step)
+    _SigtermWhenCollected()  # collected here: the raise inside is lost
+    _save_steps(tmp_path, [2])  # without the stop, the watcher evaluates it
+
+  def main(argv):
+    eval_script.evaluate_checkpoints(str(tmp_path), 0, 2, evaluate)
+
+  with pytest.raises(SystemExit) as exited:
+    errors.run_reporting_errors(main, [])
+  assert exited.value.code == 143
+  assert evaluated == [1]
+  assert capsys.readouterr().err.strip().splitlines() == ['terminated']
+  assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
+
+
 def test_snapshot_holds_step_and_weights_once_the_files_are_gone(tmp_path):
   _save_steps(tmp_path, [5], value=3.0)
   prefix = str(tmp_path / 'model.ckpt-5')
@@ -531,15 +560,20 @@ def test_ctrl_c_saves_then_reports_one_line(trained_logdir, tmp_path,
   assert not (logdir / logdir_guard.LOCK_FILE).exists()
 
 
+@pytest.mark.parametrize('where', ['between bytecodes', 'in a finalizer'])
 def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
-    trained_logdir, tmp_path, monkeypatch, capsys, stray_sigterm_fails):
+    where, trained_logdir, tmp_path, monkeypatch, capsys,
+    stray_sigterm_fails):
   logdir = _copy(trained_logdir, tmp_path)
   after_run = hooks.ProgressHook.after_run
 
   def terminated_at_step_5(self, run_context, run_values):
     after_run(self, run_context, run_values)
     if run_values.results['step'] == 5:
-      _sigterm_to_this_thread()
+      if where == 'in a finalizer':
+        _SigtermWhenCollected()  # swallowed: the loop's next check stops it
+      else:
+        _sigterm_to_this_thread()
 
   monkeypatch.setattr(hooks.ProgressHook, 'after_run', terminated_at_step_5)
 

@@ -18,6 +18,7 @@ from absl import logging
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
 from utils.errors import InputError
+from utils.errors import raise_if_interrupted
 
 
 class CheckpointVanished(Exception):
@@ -57,6 +58,8 @@ def checkpoints_to_evaluate(checkpoint_dir, interval_secs, max_evaluations,
   poll_secs = max(interval_secs, 1)
   last, count, last_start, waiting = None, 0, None, False
   while max_evaluations <= 0 or count < max_evaluations:
+    # A Ctrl-C or SIGTERM swallowed by a finalizer stops the watcher here.
+    raise_if_interrupted()
     if last_start is not None:
       remaining = last_start + interval_secs - clock()
       if remaining > 0:

@@ -29,6 +29,7 @@ from deeplab import model
 from deeplab import train_utils
 from deeplab.tf_compat import tf
 from utils.errors import Interrupted
+from utils.errors import raise_if_interrupted
 from utils.errors import TrainingError
 from utils.errors import sigterm_like_ctrl_c
 from utils.errors import signal_of
@@ -279,6 +280,7 @@ def run_loop(config, options, train_op, learning_rate, images_per_step,
             config.task * options.startup_delay_steps, last_step))
       try:
         while not session.should_stop():
+          raise_if_interrupted()
           _run_update(session, train_op)
       except KeyboardInterrupt as interrupt:
         # Another task only reports the last step it saw: reading the global
