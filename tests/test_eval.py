@@ -6,6 +6,7 @@ confusion matrix that follows from the label histogram alone.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -168,7 +169,9 @@ def test_eval_single_scale_matches_hand_computed_confusion(setup, repo_root):
   assert summaries[(7, 'eval/miou_class_1')] == 0.0
   assert np.isnan(summaries[(7, 'eval/miou_class_2')])
   assert 'mIoU' in result.stdout and 'results-7.json' in result.stdout
-  assert '3/300 images' in result.stderr  # progress line (split size 300)
+  # The progress line, at the end of the pass (split size 300).
+  assert re.search(r'\] eval 3/300 images  [0-9.]+ images/s  ETA 0:00:00$',
+                   result.stderr, re.M)
 
 
 def test_eval_multi_scale_flip_and_weakly(setup, repo_root):

@@ -5,6 +5,7 @@ with a mobilenet_v2 checkpoint made here: `model.ckpt-1` predicts class 1 or 0
 depending on the features, the newer `model.ckpt-2` predicts 15 everywhere.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -119,7 +120,9 @@ def test_vis_directory_uses_latest_checkpoint(format_fixture_dir, checkpoints,
   assert _check_outputs(logdir, [15]) == {15}
   assert checkpoints['constant'] in result.stdout
   assert os.path.join(logdir, 'overlay_results') in result.stdout
-  assert '3/1449 images' in result.stderr  # progress line (VOC val size)
+  # The progress line, at the end of the pass (VOC val size).
+  assert re.search(r'\] vis 3/1449 images  [0-9.]+ images/s  ETA 0:00:00$',
+                   result.stderr, re.M)
 
 
 def test_vis_prefix_multi_scale_flip(format_fixture_dir, checkpoints, repo_root,

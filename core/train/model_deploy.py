@@ -198,8 +198,8 @@ def optimize_clones(clones, optimizer, num_accumulation_steps=1):
       clones_grads_and_vars.append(
           optimizer.compute_gradients(loss, var_list=variables))
   if regularization_losses:
-    tf.summary.scalar('losses/regularization_loss',
-                      tf.add_n(regularization_losses))
+    monitoring.add_summary('scalar', 'losses/regularization_loss',
+                           tf.add_n(regularization_losses))
   total_loss = tf.add_n(clone_losses, name='total_loss')
   return total_loss, _sum_gradients(clones_grads_and_vars)
 

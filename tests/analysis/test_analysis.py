@@ -15,6 +15,7 @@ from core.analysis import fetches
 from core.analysis import passes
 from core.analysis import results_table
 from core.analysis import scores
+from core.eval import results_io
 from core.method import calibration
 from core.method import pseudoseg
 from deeplab import common
@@ -45,8 +46,8 @@ _LABELS = np.array([[[0, 2, 1], [255, 3, 1]]], np.int32)
 def statistics():
   with tf.Graph().as_default(), tf.Session() as sess:
     stats, ece = sess.run([
-        scores.reliability_statistics(tf.constant(_PROBS),
-                                      tf.constant(_LABELS), 255),
+        calibration.reliability_statistics(tf.constant(_PROBS),
+                                           tf.constant(_LABELS), 255),
         calibration.expected_calibration_error(tf.constant(_PROBS),
                                                tf.constant(_LABELS))])
   return stats, ece
@@ -54,23 +55,23 @@ def statistics():
 
 def test_reliability_statistics_match_hand_computation(statistics):
   stats, _ = statistics
-  expected = np.zeros([3, scores.NUM_BINS])
+  expected = np.zeros([3, calibration.NUM_BINS])
   expected[:, 7] = [3, 1.5, 2]    # pixels 1, 5, 6
   expected[:, 11] = [1, 0.75, 0]  # pixel 2
   expected[:, 14] = [1, 1.0, 1]   # pixel 3
   np.testing.assert_allclose(stats, expected)
   # (|2 - 1.5| + |0 - 0.75| + |1 - 1|) / 5 pixels.
-  assert scores.expected_calibration_error(stats) == pytest.approx(0.25)
+  assert calibration.ece_of_statistics(stats) == pytest.approx(0.25)
 
 
 def test_ece_agrees_with_the_training_summary(statistics):
   stats, training_ece = statistics
-  assert scores.expected_calibration_error(stats) == pytest.approx(
+  assert calibration.ece_of_statistics(stats) == pytest.approx(
       training_ece, abs=1e-6)
   record = scores.reliability_record(stats)
   assert record['count'][7] == 3 and record['ece'] == pytest.approx(0.25)
   np.testing.assert_allclose(scores.statistics_from_record(record), stats)
-  assert scores.expected_calibration_error(np.zeros([3, 15])) is None
+  assert scores.reliability_record(np.zeros([3, 15]))['ece'] is None
 
 
 # An SGC that predicts classes 1, 2, 1 / (3, ignored), 0, 1 with 0.7.
@@ -152,13 +153,34 @@ def test_select_evenly_keeps_first_and_last():
   assert passes.select_evenly(checkpoints, 1) == [checkpoints[-1]]
 
 
+def test_progress_lines_estimate_the_time_left_per_run(caplog):
+  now = [0.]
+  progress = passes.Progress({'baseline': 2, 'pseudoseg': 2}, 4,
+                             clock=lambda: now[0])
+  with caplog.at_level('INFO'):
+    progress.done('baseline', 1, 'a', cached=True)  # nothing measured yet
+    progress.start()
+    now[0] = 10.
+    progress.done('baseline', 2, 'b')  # 2 left at the overall mean, 10 s
+    progress.start()
+    now[0] = 40.
+    progress.done('pseudoseg', 1, 'c')  # 1 left at pseudoseg's mean, 30 s
+    progress.start()
+    now[0] = 70.
+    progress.done('pseudoseg', 2, 'd')
+  assert [r.getMessage() for r in caplog.records
+          if r.getMessage().startswith('analysis ')] == [
+      'analysis 1/4 checkpoints  baseline step 1: a  cached  ETA ?',
+      'analysis 2/4 checkpoints  baseline step 2: b  10.0 s  ETA 0:00:20',
+      'analysis 3/4 checkpoints  pseudoseg step 1: c  30.0 s  ETA 0:00:30',
+      'analysis 4/4 checkpoints  pseudoseg step 2: d  30.0 s  ETA 0:00:00']
+
+
 def _write_events(logdir, values_by_step):
   """One event file of scalar summaries {step: {tag: value}}."""
   writer = tf.summary.FileWriter(str(logdir))
   for step, values in values_by_step.items():
-    writer.add_summary(tf.Summary(value=[
-        tf.Summary.Value(tag=tag, simple_value=value)
-        for tag, value in values.items()]), step)
+    results_io.write_scalar_summaries(writer, values, step)
   writer.close()
 
 
@@ -575,8 +597,10 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
                      '--num_overlay_images=3', '--upper_bound_json=%s' % upper,
                      '--setting=e2e', '--weakly_logdir=%s' % wss)
   assert process.returncode == 0, process.stderr[-3000:]
-  progress = re.findall(r'^analysis (\d)/6 +(\w+) step (\d)', process.stdout,
-                        re.M)
+  # The progress lines are logged (stderr): `...] analysis 1/6 checkpoints
+  # baseline step 1: ...`.
+  progress = re.findall(r'\] analysis (\d)/6 checkpoints  (\w+) step (\d)',
+                        process.stderr)
   assert progress == [('1', 'baseline', '1'), ('2', 'baseline', '2'),
                       ('3', 'pseudoseg', '1'), ('4', 'pseudoseg', '2'),
                       ('5', 'pseudoseg_weakly', '1'),
