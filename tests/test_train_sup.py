@@ -6,11 +6,14 @@ import re
 
 import numpy as np
 import pytest
+from absl.testing import flagsaver
 
 from conftest import REPO_ROOT
 from conftest import run_script
 from core.data import registry
 from deeplab.tf_compat import tf
+import train_sup
+from utils import errors
 
 LIGHT_MODEL = ['--model_variant=mobilenet_v2', '--output_stride=16',
                '--dataset=synthetic']
@@ -134,34 +137,61 @@ _SYNTHETIC_SPLITS = ', '.join(sorted(
     registry.get_dataset_descriptor('synthetic').splits_to_sizes))
 
 
-@pytest.mark.parametrize('flags_to_drop, extra, exit_code, line', [
-    ('--train_logdir', [], 1, _missing_flag_line('train_logdir')),
-    ('--dataset_dir', [], 1, _missing_flag_line('dataset_dir')),
-    (None, ['--train_split=no_such_split'], 2,
-     "error: Unknown split 'no_such_split' of dataset 'synthetic'; known "
-     'splits: %s.' % _SYNTHETIC_SPLITS),
-    (None, ['--num_clones=3', '--train_batch_size=4'], 2,
-     'error: --train_batch_size=4 must be a positive multiple of '
-     '--num_clones=3; lower both together for a small run, e.g. '
-     '--num_clones=1 --train_batch_size=2.'),
-])
-def test_bad_input_is_reported(synthetic_dir, tmp_path, flags_to_drop, extra,
-                               exit_code, line):
+@pytest.mark.parametrize('flag', ['train_logdir', 'dataset_dir'])
+def test_missing_flag_is_reported(synthetic_dir, tmp_path, flag):
+  """absl's check of the required flags, so a real command line."""
   (tmp_path / 'keep.txt').write_text('existing output')
   args = [*LIGHT_MODEL, *SHORT_RUN, '--dataset_dir=%s' % synthetic_dir,
           '--train_logdir=%s' % tmp_path, '--num_clones=1',
-          '--train_batch_size=2', '--training_number_of_steps=1', *extra]
-  if flags_to_drop:
-    args = [a for a in args if not a.startswith(flags_to_drop + '=')]
+          '--train_batch_size=2', '--training_number_of_steps=1']
+  args = [a for a in args if not a.startswith('--%s=' % flag)]
   process = run_script('train_sup.py', *args)
-  # docs/RELIABILITY.md: exit code 1 for absl's flag check, 2 for bad input.
-  assert process.returncode == exit_code, process.stderr[-3000:]
-  assert _error_lines(process.stderr) == [line]
+  # docs/RELIABILITY.md: exit code 1 for absl's flag check.
+  assert process.returncode == 1, process.stderr[-3000:]
+  assert _error_lines(process.stderr) == [_missing_flag_line(flag)]
   assert 'Traceback' not in process.stderr
   assert _listing(tmp_path) == ['keep.txt']
 
 
-def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path):
+def _run_main(dataset_dir, logdir, **flag_values):
+  """train_sup.py's main in this process, with the flags of `_sup` (and
+  `flag_values`), through run_reporting_errors; returns its exit code."""
+  values = dict(model_variant='mobilenet_v2', output_stride=16,
+                dataset='synthetic', train_crop_size=['65', '65'],
+                min_scale_factor=1.0, max_scale_factor=1.0, num_readers=1,
+                log_steps=1, save_interval_secs=3600,
+                train_split='16_clean_3', dataset_dir=str(dataset_dir),
+                train_logdir=str(logdir), num_clones=1, train_batch_size=2,
+                training_number_of_steps=1)
+  values.update(flag_values)
+  with flagsaver.flagsaver(**values):
+    with pytest.raises(SystemExit) as exited:
+      errors.run_reporting_errors(train_sup.main, [])
+  return exited.value.code
+
+
+@pytest.mark.parametrize('flag_values, line', [
+    (dict(train_split='no_such_split'),
+     "error: Unknown split 'no_such_split' of dataset 'synthetic'; known "
+     'splits: %s.' % _SYNTHETIC_SPLITS),
+    (dict(num_clones=3, train_batch_size=4),
+     'error: --train_batch_size=4 must be a positive multiple of '
+     '--num_clones=3; lower both together for a small run, e.g. '
+     '--num_clones=1 --train_batch_size=2.'),
+])
+def test_bad_input_is_reported(synthetic_dir, tmp_path, capsys, flag_values,
+                               line):
+  (tmp_path / 'keep.txt').write_text('existing output')
+  # docs/RELIABILITY.md: exit code 2 for bad input, one line.
+  assert _run_main(synthetic_dir, tmp_path, **flag_values) == 2
+  err = capsys.readouterr().err
+  assert _error_lines(err) == [line]
+  assert 'Traceback' not in err
+  assert _listing(tmp_path) == ['keep.txt']
+
+
+def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path,
+                                                     capsys):
   checkpoint_dir = tmp_path / 'init'
   with tf.Graph().as_default():
     tf.get_variable('MobilenetV2/Conv/weights', shape=[3, 3, 3, 7])
@@ -170,18 +200,16 @@ def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path):
       tf.train.Saver().save(session, str(checkpoint_dir / 'model.ckpt'))
   logdir = tmp_path / 'train'
   logdir.mkdir()
-  process = _sup(synthetic_dir, logdir, '--num_clones=1',
-                 '--train_batch_size=2', '--training_number_of_steps=1',
-                 '--tf_initial_checkpoint=%s' % (checkpoint_dir /
-                                                 'model.ckpt'))
-  assert process.returncode == 2, process.stderr[-3000:]
-  assert _error_lines(process.stderr) == [
+  assert _run_main(synthetic_dir, logdir, tf_initial_checkpoint=str(
+      checkpoint_dir / 'model.ckpt')) == 2
+  err = capsys.readouterr().err
+  assert _error_lines(err) == [
       'error: incompatible checkpoint %s: variable MobilenetV2/Conv/weights '
       'has shape [3, 3, 3, 32] in the model but [3, 3, 3, 7] in the '
       'checkpoint; the backbone differs: check --model_variant and the model '
       'flags (e.g. --output_stride, --atrous_rates) against the checkpoint' %
       (checkpoint_dir / 'model.ckpt')]
-  assert 'Traceback' not in process.stderr
+  assert 'Traceback' not in err
   assert _listing(logdir) == []
   reader = tf.train.load_checkpoint(str(checkpoint_dir / 'model.ckpt'))
   assert reader.get_variable_to_shape_map()['MobilenetV2/Conv/weights'] == [

@@ -164,6 +164,10 @@ class LogdirGuard(object):
     if not os.path.isdir(self.logdir):
       try:
         os.makedirs(self.logdir)
+      except FileExistsError:
+        # makedirs' own words would be "cannot be created (File exists)".
+        raise InputError('--train_logdir %s exists and is not a directory.'
+                         % self.logdir) from None
       except OSError as error:
         raise InputError('--train_logdir %s cannot be created (%s).' %
                          (self.logdir, error.strerror)) from None
