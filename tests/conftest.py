@@ -1,5 +1,8 @@
-"""Shared pytest set-up: import paths, parsed absl flags, fixture locations."""
+"""Shared pytest set-up: import paths, parsed absl flags, fixture locations,
+and the `e2e` marker of every test that starts a process."""
+import inspect
 import os
+import re
 import sys
 
 import pytest
@@ -14,6 +17,50 @@ flags.FLAGS.mark_as_parsed()
 
 FORMAT_FIXTURE = os.path.join(REPO_ROOT, 'tests', 'fixtures',
                               'deeplab_voc_val-00000-of-00001.tfrecord')
+
+
+# What starts a process: run_script or the subprocess module, called by a test,
+# by a fixture it uses, or by a function of the test's module they call.
+_STARTS_A_PROCESS = re.compile(r'\b(run_script|subprocess\.(run|Popen|call|'
+                               r'check_call|check_output))\(')
+_CALL = re.compile(r'\b([A-Za-z_]\w*)\(')
+
+
+def _starts_a_process(function, seen=None):
+  """Whether `function`, or a function of its module it calls (at any depth),
+  calls run_script or starts a subprocess."""
+  seen = set() if seen is None else seen
+  if function in seen:
+    return False
+  seen.add(function)
+  try:
+    source = inspect.getsource(function)
+  except (OSError, TypeError):
+    return False
+  if _STARTS_A_PROCESS.search(source):
+    return True
+  module_globals = getattr(function, '__globals__', {})
+  for name in set(_CALL.findall(source)):
+    called = module_globals.get(name)
+    if (inspect.isfunction(called) and
+        called.__module__ == function.__module__ and
+        _starts_a_process(called, seen)):
+      return True
+  return False
+
+
+def pytest_collection_modifyitems(items):
+  """Marks `e2e` every test that starts a process, itself or through one of
+  its fixtures, so that `-m "not e2e"` runs in-process tests only, whoever
+  forgot a marker."""
+  for item in items:
+    functions = [getattr(item, 'function', None)]
+    fixture_info = getattr(item, '_fixtureinfo', None)
+    if fixture_info is not None:
+      for definitions in fixture_info.name2fixturedefs.values():
+        functions.extend(definition.func for definition in definitions)
+    if any(_starts_a_process(f) for f in functions if f is not None):
+      item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope='session')

@@ -650,9 +650,10 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
                    '--upper_bound_json=%s' % upper, '--setting=e2e',
                    '--full_logdir=%s' % sup)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  assert rerun.stdout.count('(cached') == 4
-  assert re.findall(r'^analysis \d/6 +full_label step (\d)', rerun.stdout,
-                    re.M) == ['1', '2']
+  assert len(re.findall(r'\] analysis \d/\d checkpoints  .*  cached  ETA ',
+                        rerun.stderr)) == 4
+  assert re.findall(r'\] analysis \d/6 checkpoints  full_label step (\d)',
+                    rerun.stderr) == ['1', '2']
   assert 'pseudoseg_weakly' not in rerun.stdout
   assert '- Full-label baseline: measured in this run (%s)' % sup in (
       rerun.stdout)
