@@ -5,7 +5,8 @@
 # labeled split SPLIT of train_aug, and train_sup on all of train_aug, each
 # from the same pretrained backbone with the same flags (bench/protocol.sh;
 # BATCH, CROP and STEPS as there), evaluated on val. Writes
-# bench/results/pseudoseg_vs_baseline.{md,json}.
+# $RESULTS.{md,json} (default bench/results/pseudoseg_vs_baseline). A run whose
+# eval results already exist under $OUT is not run again.
 #
 #   bash bench/pseudoseg_vs_baseline.sh                # seeds 0 1 2, all runs
 #   SEEDS="0" RUNS="full" bash bench/pseudoseg_vs_baseline.sh
@@ -20,6 +21,7 @@ OUT=${OUT:-work_dirs/bench_gain}
 SPLIT=${SPLIT:-128_clean}
 SEEDS=${SEEDS:-0 1 2}
 RUNS=${RUNS:-sup wss weakly full}
+RESULTS=${RESULTS:-bench/results/pseudoseg_vs_baseline}
 export TF_CPP_MIN_LOG_LEVEL=2
 source bench/protocol.sh
 
@@ -43,7 +45,7 @@ for seed in $SEEDS; do
   done
 done
 "$PY" bench/gain_table.py --runs_dir="$OUT" \
-  --output=bench/results/pseudoseg_vs_baseline \
-  --command="bash bench/pseudoseg_vs_baseline.sh" \
+  --output="$RESULTS" \
+  --command="OUT=$OUT SPLIT=$SPLIT RESULTS=$RESULTS bash bench/pseudoseg_vs_baseline.sh" \
   --setting="$(setting_of "$SPLIT")" \
   --machine="$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
