@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
+from conftest import import_script
+from conftest import script_flags
 from conftest import train_options
-import eval as eval_script
 from core.data import data_generator
 from core.data import registry
 from core.eval import checkpoints
@@ -42,6 +43,8 @@ from utils import checkpoint_paths
 from utils import errors
 from utils.errors import InputError
 from utils.errors import TrainingError
+
+eval_script = import_script('eval')
 
 _INPUTS = np.random.RandomState(0).randn(4, 3).astype(np.float32)
 _TARGETS = np.random.RandomState(1).randn(4, 2).astype(np.float32)
@@ -306,6 +309,31 @@ def test_non_finite_batch_norm_state_is_never_saved(tmp_path):
   assert np.isfinite(reader.get_tensor('bn/moving_variance')).all()
 
 
+def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path,
+                                                              capsys):
+  """A loss that is NaN from the first step (train_sup.py with
+  --label_weights=nan: test_train_sup.py's slow test) stops training with one
+  line, exit code 1, and the checkpoint of step 0 stays the last."""
+  logdir = tmp_path / 'train'
+
+  def nan_loss_clone(index):
+    _linear_clone(index)
+    tf.losses.add_loss(tf.constant(np.nan, tf.float32))
+
+  def main(argv):
+    _train(logdir, 3, nan_loss_clone)
+
+  with pytest.raises(SystemExit) as exited:
+    errors.run_reporting_errors(main, [])
+  assert exited.value.code == 1
+  err = capsys.readouterr().err
+  assert _error_lines(err) == [
+      'error: The loss became NaN or Inf in the first step; training stopped. '
+      'The last good checkpoint is %s.' % (logdir / 'model.ckpt-0')]
+  assert 'Traceback' not in err
+  assert _registered_steps(logdir) == [0]
+
+
 def test_restore_refuses_a_non_finite_checkpoint(tmp_path):
   _save_steps(tmp_path, [4], value=np.nan)
   prefix = str(tmp_path / 'model.ckpt-4')
@@ -487,7 +515,7 @@ def _deeplab_checkpoint(directory, step):
 def _run_eval(flag_values):
   """eval.py's main under `flag_values` through run_reporting_errors;
   returns its exit code."""
-  with flagsaver.flagsaver(**flag_values):
+  with script_flags(eval_script), flagsaver.flagsaver(**flag_values):
     with pytest.raises(SystemExit) as exited:
       errors.run_reporting_errors(eval_script.main, [])
   return exited.value.code

@@ -8,6 +8,9 @@ checkpoint. Then a race, so bounded in time: train_sup.py (tiny crop,
 mobilenet_v2) saves every second with --max_to_keep=2 while eval.py watches
 the logdir. The watcher must keep going (a checkpoint deleted under it is
 skipped with one line), and both stop on Ctrl-C with one line, no traceback.
+
+Only the bounded watcher runs in the default suite; the training processes
+are `slow` (pytest -m slow).
 """
 import glob
 import os
@@ -98,9 +101,16 @@ def _kill(process):
     process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_sigterm_saves_the_step_reached_then_exits_143(synthetic_dir,
                                                        tmp_path):
+  """Slow (two training processes, ~40 s). The default run holds the same
+  behaviour in process: test_reliability.py::
+  test_sigterm_saves_then_reports_one_line_like_ctrl_c (a real SIGTERM during
+  core.train.loop.train: the step reached saved, one `terminated: …` line,
+  exit code 143, the lock removed), and a real SIGTERM to a script process in
+  test_bounded_watcher_waits_for_its_trainer_and_stops_on_sigterm."""
   logdir, log = tmp_path / 'train', tmp_path / 'train.log'
   # --save_interval_secs=3600: no periodic save, only the one at the start.
   training = [*_model(synthetic_dir), *_TINY_TRAINING,

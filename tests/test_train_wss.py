@@ -1,4 +1,5 @@
-"""train_wss.py end to end, and the gradient flow of one PseudoSeg clone."""
+"""train_wss.py end to end (in the default run: one step from pretrain.py's
+export, the last test), and the gradient flow of one PseudoSeg clone."""
 import glob
 import math
 import os
@@ -205,3 +206,32 @@ def test_consistency_loss_is_finite_on_random_input(clone_graph):
     session.run(tf.global_variables_initializer())
     value = session.run(_loss(clone_graph, 'loss_consistency'), feed)
   assert np.isfinite(value) and value > 0
+
+
+# ----------------------------------------------------------------------------
+# train_wss.py as users run it, from pretrain.py's export (started by
+# test_pretrain.py's first test, conftest.pretrain_runs: it trained while the
+# modules between ran).
+
+
+def _checkpoint(prefix):
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def test_train_wss_starts_from_the_export(pretrained, pretrain_runs):
+  """--tf_initial_checkpoint restores every backbone variable (names and
+  shapes match); the classification head is trained from scratch."""
+  _, prefix, _ = pretrained
+  run_dir, run = pretrain_runs['train_wss']
+  process = run.result()
+  assert process.returncode == 0, process.stderr[-3000:]
+  exported = _checkpoint(prefix)
+  initial = _checkpoint(str(run_dir / 'model.ckpt-0'))
+  backbone = [n for n in exported if not n.startswith('MobilenetV2/logits')]
+  assert len(backbone) > 200
+  for name in backbone:
+    np.testing.assert_array_equal(initial[name], exported[name], err_msg=name)
+  assert not np.array_equal(initial['MobilenetV2/logits/weights'],
+                            exported['MobilenetV2/logits/weights'])
