@@ -26,7 +26,6 @@ from core.data import registry
 from core.eval import checkpoints
 from core.eval import eval_graph
 from core.eval import metrics
-from core.eval import progress
 from core.eval import results_io
 from core.flags import eval_flags
 from core.flags import flag_checks
@@ -34,6 +33,7 @@ from core.flags import model_flags
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
+from utils import progress
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
 from utils.errors import sigterm_like_ctrl_c
@@ -51,9 +51,6 @@ flags.DEFINE_string('eval_split', 'val', 'Split (tfrecord prefix) to evaluate.')
 flags.DEFINE_integer('max_number_of_evaluations', 0,
                      'Number of checkpoints to evaluate before exiting; <= 0 '
                      'evaluates new checkpoints forever.')
-
-# Images between two progress lines.
-_PROGRESS_EVERY = 100
 
 
 def _check_flags():
@@ -135,7 +132,7 @@ def _evaluate(snapshot, crop_size, scales, split_size):
       checkpoints.restore_snapshot(sess, snapshot)
       confusion = np.zeros([num_classes, num_classes], dtype=np.int64)
       cls_counts = np.zeros([4], dtype=np.int64)
-      counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
+      counter = progress.ItemProgress('eval', split_size)
       while True:
         try:
           values = sess.run(fetches)

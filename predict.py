@@ -37,6 +37,7 @@ from core.flags import model_flags
 from core.serving import export
 from core.serving import inference
 from core.serving import input_files
+from utils import progress
 from utils import save_annotation
 from utils.errors import InputError
 from utils.errors import run_reporting_errors
@@ -103,8 +104,9 @@ def _save(image, classes, name, folders, colormap, dataset):
                                   add_colormap=False)
 
 
-def _predict_all(paths, predictor, progress, folders, colormap, dataset):
-  """Predicts and saves every image; returns the unreadable paths skipped."""
+def _predict_all(paths, predictor, counter, folders, colormap, dataset):
+  """Predicts and saves every image, counting each (read or skipped) on the
+  progress.ItemProgress `counter`; returns the unreadable paths skipped."""
   skipped = []
   for path in paths:
     try:
@@ -112,14 +114,14 @@ def _predict_all(paths, predictor, progress, folders, colormap, dataset):
     except InputError as error:
       if FLAGS.on_bad_file == 'stop':
         raise InputError('%s (--on_bad_file=stop; use skip to go on)' % error)
-      progress.note('warning: skipping unreadable file: %s' % error)
+      logging.warning('skipping unreadable file: %s', error)
       skipped.append(path)
-      progress.add()
+      counter.add()
       continue
     classes = predictor.predict(image)
     _save(image, classes, input_files.output_name(path), folders, colormap,
           dataset)
-    progress.add()
+    counter.add()
   return skipped
 
 
@@ -131,12 +133,11 @@ def main(unused_argv):
   folders = {kind: os.path.join(FLAGS.output_dir, name)
              for kind, name in _FOLDERS.items()}
   logging.info('Predicting %d images with %s.', len(paths), description)
-  progress = input_files.ProgressLine(len(paths), 'predict')
   try:
-    skipped = _predict_all(paths, predictor, progress, folders, colormap,
-                           dataset)
+    skipped = _predict_all(paths, predictor,
+                           progress.ItemProgress('predict', len(paths)),
+                           folders, colormap, dataset)
   finally:
-    progress.finish()
     predictor.close()
   written = len(paths) - len(skipped)
   if not written:

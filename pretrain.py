@@ -77,6 +77,10 @@ def main(unused_argv):
       if clone_index == 0:
         accuracy = pretraining.add_multilabel_accuracy(
             logits, samples[common.CLS_LABEL])
+        # Not monitoring.add_summary: that would make the tag exact
+        # (`acc_cls`), but existing runs logged TF's scope-derived
+        # `acc_cls_1` (`clone_0/acc_cls_1` with several clones; the accuracy
+        # op itself is named `acc_cls`), and the tag is kept.
         tf.summary.scalar('acc_cls', accuracy)
         tf.add_to_collection(monitoring.CONSOLE_SCALARS, accuracy)
 

@@ -29,7 +29,6 @@ from core.data import registry
 from core.eval import checkpoints
 from core.eval import eval_graph
 from core.eval import prediction_files
-from core.eval import progress
 from core.flags import eval_flags
 from core.flags import flag_checks
 from core.flags import model_flags
@@ -37,6 +36,7 @@ from deeplab import common
 from deeplab import resize
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
+from utils import progress
 from utils import save_annotation
 from utils.errors import run_reporting_errors
 from utils.errors import raise_if_interrupted
@@ -62,8 +62,6 @@ flags.DEFINE_integer('max_number_of_iterations', 0,
 _SEGMENTATION_FOLDER = 'segmentation_results'
 _RAW_FOLDER = 'raw_segmentation_results'
 _OVERLAY_FOLDER = 'overlay_results'
-# Images between two progress lines.
-_PROGRESS_EVERY = 50
 
 
 def _check_flags():
@@ -189,7 +187,7 @@ def main(unused_argv):
     with tf.Session(FLAGS.master) as sess:
       checkpoints.restore_variables(sess, checkpoint)
       folders = _output_folders()
-      counter = progress.ProgressLogger(split_size, _PROGRESS_EVERY)
+      counter = progress.ItemProgress('vis', split_size)
       while True:
         raise_if_interrupted()
         try:

@@ -39,7 +39,9 @@ setting_of() {
 }
 
 # progress_of LOG: the latest progress line of LOG, shortened to its counter
-# and its ETA (e.g. "step 250/1000 ... ETA 0:04:10"); empty before the first.
+# and its ETA (e.g. "step 250/1000 ... ETA 0:04:10", "analysis 2/6 checkpoints
+# ... ETA 0:01:40"); empty before the first. Every script logs the same line
+# (utils/progress.py: `<counter>  <fields>  ETA h:mm:ss` after absl's `] `).
 progress_of() {
   local line
   line=$(grep -a 'ETA [0-9]' "$1" 2>/dev/null | tail -n 1 | sed 's/^.*\] //' \

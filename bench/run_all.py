@@ -60,7 +60,9 @@ MODEL_FLAGS = ['--atrous_rates=6', '--atrous_rates=12', '--atrous_rates=18',
                '--output_stride=16', '--decoder_output_stride=4']
 _PROGRESS = re.compile(r'^I(\d{4}) (\d\d):(\d\d):(\d\d\.\d+) .*step (\d+)/\d+ '
                        r'.* ([0-9.]+) s/step', re.MULTILINE)
-_EVAL_RATE = re.compile(r'\(([0-9.]+) images/s\)')
+# eval.py's progress lines (utils/progress.py); the last one has the mean
+# rate of the whole pass.
+_EVAL_RATE = re.compile(r'\] eval \d+/\d+ images  ([0-9.]+) images/s')
 _IMAGES_PER_SECOND = re.compile(r'([0-9.]+) images/s')
 
 

@@ -1,23 +1,34 @@
-"""End-to-end tests of eval.py, run as a subprocess from the repository root.
+"""End-to-end tests of eval.py.
 
 A tiny `synthetic` val split with known labels and checkpoints whose
 prediction is known (logits weights 0, biases favouring one class) give a
 confusion matrix that follows from the label histogram alone.
+
+Two runs of the script as users run it (a subprocess from the repository
+root) start together: a single-scale evaluation, and one without its required
+flags; the other cases run its main in this process (conftest.run_main)
+meanwhile.
 """
+import functools
 import json
 import os
+import re
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+from conftest import import_script
+from conftest import run_main
+from conftest import start_script
+from core.eval import checkpoints
 from datasets import build_data
 from deeplab import common
 from deeplab import model
 from deeplab.tf_compat import tf
+
+eval_script = import_script('eval')
 
 NUM_CLASSES = 9  # the `synthetic` dataset: background + 8
 CROP = 65
@@ -64,12 +75,15 @@ def _variable(suffix):
   return matches[0]
 
 
-def _save_constant_checkpoint(directory, step, predicted_class, cls_index):
-  """Saves a mobilenet_v2 DeepLab + classifier checkpoint at `step`.
+def _save_constant_checkpoints(specs):
+  """Saves mobilenet_v2 DeepLab + classifier checkpoints, one graph for all;
+  returns their prefixes.
 
-  The segmentation logits are constant with `predicted_class` winning; the
+  Each of `specs` is (directory, step, predicted_class, cls_index): the
+  segmentation logits are constant with `predicted_class` winning; the
   classification head predicts exactly class index `cls_index` present.
   """
+  prefixes = []
   with tf.Graph().as_default():
     images = tf.zeros([1, CROP, CROP, 3])
     options = common.ModelOptions(
@@ -84,17 +98,24 @@ def _save_constant_checkpoint(directory, step, predicted_class, cls_index):
     seg_biases = _variable('logits/semantic/biases')
     cls_weights = _variable('/logits/weights')  # MobilenetV2/logits
     cls_biases = _variable('/logits/biases')
+    predicted = tf.placeholder(tf.int32, [])
+    present = tf.placeholder(tf.int32, [])
+    step_value = tf.placeholder(tf.int64, [])
+    assign = [
+        seg_weights.assign(tf.zeros_like(seg_weights)),
+        seg_biases.assign(10.0 * tf.one_hot(predicted, NUM_CLASSES)),
+        cls_weights.assign(tf.zeros_like(cls_weights)),
+        cls_biases.assign(10.0 * tf.one_hot(present, NUM_CLASSES - 1) - 5.0),
+        global_step.assign(step_value)]
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
-      sess.run([
-          seg_weights.assign(tf.zeros_like(seg_weights)),
-          seg_biases.assign(10.0 * tf.one_hot(predicted_class, NUM_CLASSES)),
-          cls_weights.assign(tf.zeros_like(cls_weights)),
-          cls_biases.assign(
-              10.0 * tf.one_hot(cls_index, NUM_CLASSES - 1) - 5.0),
-          global_step.assign(step)])
-      return tf.train.Saver().save(sess, os.path.join(directory, 'model.ckpt'),
-                                   global_step=step)
+      for directory, step, predicted_class, cls_index in specs:
+        sess.run(assign, {predicted: predicted_class, present: cls_index,
+                          step_value: step})
+        # A Saver per folder: its `checkpoint` file lists that folder's only.
+        prefixes.append(tf.train.Saver().save(
+            sess, os.path.join(directory, 'model.ckpt'), global_step=step))
+  return prefixes
 
 
 @pytest.fixture(scope='module')
@@ -103,23 +124,38 @@ def setup(tmp_path_factory):
   root = tmp_path_factory.mktemp('eval_e2e')
   paths = {name: str(root / name) for name in ('data', 'train', 'staged')}
   _write_dataset(paths['data'])
-  paths['ckpt7'] = _save_constant_checkpoint(paths['train'], 7, 4, 3)
-  paths['ckpt9'] = _save_constant_checkpoint(paths['staged'], 9, 0, 3)
+  paths['ckpt7'], paths['ckpt9'] = _save_constant_checkpoints(
+      [(paths['train'], 7, 4, 3), (paths['staged'], 9, 0, 3)])
   paths['root'] = str(root)
   return paths
 
 
-def _eval_command(setup, logdir, *extra):
-  return [sys.executable, 'eval.py', '--logtostderr', '--dataset=synthetic',
-          '--eval_split=val', '--model_variant=mobilenet_v2',
-          '--output_stride=16', '--eval_crop_size=%d,%d' % (CROP, CROP),
+def _eval_args(setup, logdir, *extra):
+  """eval.py's flags for the val split, the checkpoints of setup['train']
+  and `logdir` (later flags win)."""
+  return ['--dataset=synthetic', '--eval_split=val',
+          '--model_variant=mobilenet_v2', '--output_stride=16',
+          '--eval_crop_size=%d,%d' % (CROP, CROP),
           '--checkpoint_dir=%s' % setup['train'], '--eval_logdir=%s' % logdir,
           '--dataset_dir=%s' % setup['data']] + list(extra)
 
 
-def _run(command, repo_root, timeout=600):
-  return subprocess.run(command, cwd=repo_root, capture_output=True, text=True,
-                        timeout=timeout)
+@pytest.fixture(scope='module')
+def script_runs(setup):
+  """eval.py as users run it, two runs started together (StartedProcess;
+  result() waits): 'single', a single-scale evaluation into
+  <root>/eval_single; 'missing_flags', without --checkpoint_dir,
+  --eval_logdir and --dataset_dir."""
+  runs = {
+      'single': start_script(
+          'eval.py', '--logtostderr', *_eval_args(
+              setup, os.path.join(setup['root'], 'eval_single'),
+              '--max_number_of_evaluations=1')),
+      'missing_flags': start_script('eval.py', '--eval_crop_size=65,65'),
+  }
+  yield runs
+  for run in runs.values():
+    run.stop()
 
 
 def _load(path):
@@ -149,34 +185,22 @@ def _check_constant_class_4(record):
   assert record['num_images'] == 3
 
 
-def test_eval_single_scale_matches_hand_computed_confusion(setup, repo_root):
-  logdir = os.path.join(setup['root'], 'eval_single')
-  result = _run(_eval_command(setup, logdir, '--max_number_of_evaluations=1'),
-                repo_root)
-  assert result.returncode == 0, result.stderr[-3000:]
-  record = _load(os.path.join(logdir, 'results-7.json'))
-  assert _load(os.path.join(logdir, 'results.json')) == record
-  _check_constant_class_4(record)
-  assert record['checkpoint'] == setup['ckpt7']
-  assert record['global_step'] == 7
-  assert 'cls_accuracy' not in record
-  summaries = _summaries(logdir)
-  assert summaries[(7, 'eval/miou_overall')] == pytest.approx(
-      570.0 / VALID_PIXELS / 3)
-  assert summaries[(7, 'eval/miou_class_4')] == pytest.approx(
-      570.0 / VALID_PIXELS)
-  assert summaries[(7, 'eval/miou_class_1')] == 0.0
-  assert np.isnan(summaries[(7, 'eval/miou_class_2')])
-  assert 'mIoU' in result.stdout and 'results-7.json' in result.stdout
-  assert '3/300 images' in result.stderr  # progress line (split size 300)
+# The first test: it starts both runs of the script (script_runs).
+def test_eval_missing_flags_exit_1(script_runs):
+  """absl's required-flag check: one line per missing flag, exit code 1."""
+  result = script_runs['missing_flags'].result()
+  assert result.returncode == 1
+  for name in ('checkpoint_dir', 'eval_logdir', 'dataset_dir'):
+    assert ('Flag --%s must have a value other than None' % name
+            in result.stderr)
+  assert 'Traceback' not in result.stderr
 
 
-def test_eval_multi_scale_flip_and_weakly(setup, repo_root):
+def test_eval_multi_scale_flip_and_weakly(setup):
   logdir = os.path.join(setup['root'], 'eval_multi')
-  result = _run(_eval_command(
+  assert run_main(eval_script, *_eval_args(
       setup, logdir, '--max_number_of_evaluations=1', '--eval_scales=0.5',
-      '--eval_scales=1.0', '--add_flipped_images', '--weakly'), repo_root)
-  assert result.returncode == 0, result.stderr[-3000:]
+      '--eval_scales=1.0', '--add_flipped_images', '--weakly')) == 0
   record = _load(os.path.join(logdir, 'results.json'))
   _check_constant_class_4(record)
   assert record['eval_scales'] == [0.5, 1.0]
@@ -200,35 +224,36 @@ def _copy_checkpoint(prefix, directory):
   return copied
 
 
-def test_eval_evaluates_latest_then_polls_for_new_checkpoints(setup, repo_root):
+def test_eval_evaluates_latest_then_polls_for_new_checkpoints(setup,
+                                                              monkeypatch):
+  """A watcher (2 evaluations, polling every second) evaluates step 7, then
+  step 9, which training saves while the watcher waits."""
   train = os.path.join(setup['root'], 'train_poll')
   shutil.copytree(setup['train'], train)
   logdir = os.path.join(setup['root'], 'eval_poll')
   os.makedirs(logdir)
   with open(os.path.join(logdir, 'keep.txt'), 'w') as stream:
     stream.write('mine')
-  command = _eval_command(setup, logdir, '--max_number_of_evaluations=2',
-                          '--eval_interval_secs=1')
-  command[command.index('--checkpoint_dir=%s' % setup['train'])] = (
-      '--checkpoint_dir=%s' % train)
-  process = subprocess.Popen(command, cwd=repo_root, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-  try:
-    deadline = time.time() + 300
-    while not os.path.exists(os.path.join(logdir, 'results-7.json')):
-      assert process.poll() is None, process.communicate()[1][-3000:]
-      assert time.time() < deadline
-      time.sleep(0.5)
-    copied = _copy_checkpoint(setup['ckpt9'], train)
-    _, stderr = process.communicate(timeout=300)
-  finally:
-    if process.poll() is None:
-      process.kill()
-  assert process.returncode == 0, stderr[-3000:]
+  copied = []
+
+  def sleep_while_training_saves_step_9(seconds):
+    if not copied:
+      # The watcher waits after step 7's results.
+      assert os.path.exists(os.path.join(logdir, 'results-7.json'))
+      copied.append(_copy_checkpoint(setup['ckpt9'], train))
+    time.sleep(seconds)
+
+  monkeypatch.setattr(checkpoints, 'checkpoints_to_evaluate', functools.partial(
+      checkpoints.checkpoints_to_evaluate,
+      sleep=sleep_while_training_saves_step_9))
+  assert run_main(eval_script, *_eval_args(
+      setup, logdir, '--max_number_of_evaluations=2', '--eval_interval_secs=1',
+      '--checkpoint_dir=%s' % train)) == 0
+  assert copied
   _check_constant_class_4(_load(os.path.join(logdir, 'results-7.json')))
   latest = _load(os.path.join(logdir, 'results.json'))
   assert latest == _load(os.path.join(logdir, 'results-9.json'))
-  assert latest['checkpoint'] == copied and latest['global_step'] == 9
+  assert latest['checkpoint'] == copied[0] and latest['global_step'] == 9
   # Prediction 0 everywhere: IoU_0 = 1059/1959, IoU_1 = IoU_4 = 0.
   expected = _constant_prediction_confusion(0).tolist()
   assert latest['confusion_matrix'] == expected
@@ -237,32 +262,48 @@ def test_eval_evaluates_latest_then_polls_for_new_checkpoints(setup, repo_root):
     assert stream.read() == 'mine'
 
 
-@pytest.mark.parametrize('case', ['missing_flags', 'unknown_split',
-                                  'empty_checkpoint_dir'])
-def test_eval_bad_inputs_exit_with_a_message(case, setup, repo_root, tmp_path):
+@pytest.mark.parametrize('case', ['unknown_split', 'empty_checkpoint_dir'])
+def test_eval_bad_inputs_exit_with_a_message(case, setup, tmp_path, capsys):
+  """main in this process (the missing flags: test_eval_missing_flags_exit_1)."""
   logdir = str(tmp_path / 'eval_logdir')
-  if case == 'missing_flags':
-    command = [sys.executable, 'eval.py', '--eval_crop_size=65,65']
-    message = None
-  elif case == 'unknown_split':
-    command = _eval_command(setup, logdir, '--eval_split=tset',
-                            '--max_number_of_evaluations=1')
+  if case == 'unknown_split':
+    args = _eval_args(setup, logdir, '--eval_split=tset',
+                      '--max_number_of_evaluations=1')
     message = "error: Unknown split 'tset' of dataset 'synthetic'"
   else:
     empty = tmp_path / 'empty'
     empty.mkdir()
-    command = _eval_command(setup, logdir, '--max_number_of_evaluations=1',
-                            '--checkpoint_dir=%s' % empty)
+    args = _eval_args(setup, logdir, '--max_number_of_evaluations=1',
+                      '--checkpoint_dir=%s' % empty)
     message = 'error: --checkpoint_dir %s holds no checkpoint' % empty
-  result = _run(command, repo_root, timeout=120)
-  if message is None:
-    # absl's required-flag check: one line per missing flag, exit code 1.
-    assert result.returncode == 1
-    for name in ('checkpoint_dir', 'eval_logdir', 'dataset_dir'):
-      assert ('Flag --%s must have a value other than None' % name
-              in result.stderr)
-  else:
-    assert result.returncode == 2
-    assert message in result.stderr
-  assert 'Traceback' not in result.stderr
+  assert run_main(eval_script, *args) == 2
+  err = capsys.readouterr().err
+  assert message in err
+  assert 'Traceback' not in err
   assert not os.path.exists(logdir)
+
+
+# The runs of the script as users run it finish last: the single-scale one
+# started with the missing-flags one (the first test here) and evaluated
+# while the in-process tests ran.
+def test_eval_single_scale_matches_hand_computed_confusion(setup, script_runs):
+  logdir = os.path.join(setup['root'], 'eval_single')
+  result = script_runs['single'].result()
+  assert result.returncode == 0, result.stderr[-3000:]
+  record = _load(os.path.join(logdir, 'results-7.json'))
+  assert _load(os.path.join(logdir, 'results.json')) == record
+  _check_constant_class_4(record)
+  assert record['checkpoint'] == setup['ckpt7']
+  assert record['global_step'] == 7
+  assert 'cls_accuracy' not in record
+  summaries = _summaries(logdir)
+  assert summaries[(7, 'eval/miou_overall')] == pytest.approx(
+      570.0 / VALID_PIXELS / 3)
+  assert summaries[(7, 'eval/miou_class_4')] == pytest.approx(
+      570.0 / VALID_PIXELS)
+  assert summaries[(7, 'eval/miou_class_1')] == 0.0
+  assert np.isnan(summaries[(7, 'eval/miou_class_2')])
+  assert 'mIoU' in result.stdout and 'results-7.json' in result.stdout
+  # The progress line, at the end of the pass (split size 300).
+  assert re.search(r'\] eval 3/300 images  [0-9.]+ images/s  ETA 0:00:00$',
+                   result.stderr, re.M)

@@ -18,26 +18,33 @@ import time
 
 import numpy as np
 import pytest
+from absl.testing import flagsaver
 
+from conftest import import_script
+from conftest import script_flags
 from conftest import train_options
-import eval as eval_script
 from core.data import data_generator
 from core.data import registry
 from core.eval import checkpoints
 from core.eval import results_io
 from core.flags import flag_checks
+from core.flags import model_flags
 from core.train import hooks
 from core.train import logdir_guard
 from core.train import loop
 from core.train import model_deploy
 from datasets import build_data
 from deeplab import common
+from deeplab import model
 from deeplab import train_utils
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 from utils import errors
 from utils.errors import InputError
 from utils.errors import TrainingError
+
+eval_script = import_script('eval')
 
 _INPUTS = np.random.RandomState(0).randn(4, 3).astype(np.float32)
 _TARGETS = np.random.RandomState(1).randn(4, 2).astype(np.float32)
@@ -115,6 +122,12 @@ def _copy(logdir, tmp_path):
   target = tmp_path / 'train'
   shutil.copytree(str(logdir), str(target))
   return target
+
+
+def _error_lines(stderr):
+  """The `error: …` lines run_reporting_errors printed (absl may log the
+  error too)."""
+  return [line for line in stderr.splitlines() if line.startswith('error: ')]
 
 
 # ----------------------------------------------------------------------------
@@ -237,6 +250,34 @@ def test_watcher_stops_on_a_sigterm_its_finalizer_swallowed(
   assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
 
 
+def test_partial_checkpoints_are_never_picked(tmp_path):
+  _save_steps(tmp_path, [1, 3])
+  complete = str(tmp_path / 'model.ckpt-3')
+  # What a save killed before its index leaves (data only, temporaries), and
+  # an index whose data file is gone (deleted or copied by halves).
+  (tmp_path / 'model.ckpt-5.data-00000-of-00001').write_bytes(b'partial')
+  (tmp_path / 'model.ckpt-6.data-00000-of-00001.tempstate42').write_bytes(b'')
+  (tmp_path / 'model.ckpt-7_temp').mkdir()
+  shutil.copy(complete + '.index', str(tmp_path / 'model.ckpt-8.index'))
+  assert checkpoint_paths.latest_checkpoint(str(tmp_path)) == complete
+  # The `checkpoint` state file naming files that are gone: the newest
+  # complete checkpoint is taken, not the bare index of step 8.
+  tf.train.update_checkpoint_state(
+      str(tmp_path), str(tmp_path / 'model.ckpt-9'),
+      [complete, str(tmp_path / 'model.ckpt-9')])
+  assert checkpoint_paths.latest_checkpoint(str(tmp_path)) == complete
+  evaluated = []
+  eval_script.evaluate_checkpoints(
+      str(tmp_path), 1, 1,
+      lambda snapshot: evaluated.append((snapshot.path, snapshot.global_step)))
+  assert evaluated == [(complete, 3)]
+  # Named directly, the bare index is refused in one line.
+  with pytest.raises(InputError, match='model.ckpt-8 is neither a directory '
+                     'nor a checkpoint prefix'):
+    next(checkpoints.checkpoints_to_evaluate(
+        str(tmp_path / 'model.ckpt-8'), 1, 1))
+
+
 def test_snapshot_holds_step_and_weights_once_the_files_are_gone(tmp_path):
   _save_steps(tmp_path, [5], value=3.0)
   prefix = str(tmp_path / 'model.ckpt-5')
@@ -266,6 +307,31 @@ def test_non_finite_batch_norm_state_is_never_saved(tmp_path):
   assert not glob.glob(str(logdir / 'model.ckpt-3*'))
   reader = tf.train.load_checkpoint(str(logdir / 'model.ckpt-0'))
   assert np.isfinite(reader.get_tensor('bn/moving_variance')).all()
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path,
+                                                              capsys):
+  """A loss that is NaN from the first step (train_sup.py with
+  --label_weights=nan: test_train_sup.py's slow test) stops training with one
+  line, exit code 1, and the checkpoint of step 0 stays the last."""
+  logdir = tmp_path / 'train'
+
+  def nan_loss_clone(index):
+    _linear_clone(index)
+    tf.losses.add_loss(tf.constant(np.nan, tf.float32))
+
+  def main(argv):
+    _train(logdir, 3, nan_loss_clone)
+
+  with pytest.raises(SystemExit) as exited:
+    errors.run_reporting_errors(main, [])
+  assert exited.value.code == 1
+  err = capsys.readouterr().err
+  assert _error_lines(err) == [
+      'error: The loss became NaN or Inf in the first step; training stopped. '
+      'The last good checkpoint is %s.' % (logdir / 'model.ckpt-0')]
+  assert 'Traceback' not in err
+  assert _registered_steps(logdir) == [0]
 
 
 def test_restore_refuses_a_non_finite_checkpoint(tmp_path):
@@ -413,6 +479,80 @@ def test_training_labels_outside_the_class_range_name_dataset_and_flag(
 
 
 # ----------------------------------------------------------------------------
+# 6b. eval.py, run in process, on bad labels and another model's checkpoint.
+
+# The `synthetic` dataset: background + 8 classes.
+_SYNTHETIC_CLASSES = 9
+_EVAL_CROP = 33
+
+
+def _eval_flags(dataset_dir, checkpoint_dir, eval_logdir):
+  """eval.py's flags for one evaluation of the light model on split `val`."""
+  return dict(dataset='synthetic', dataset_dir=str(dataset_dir),
+              eval_split='val', checkpoint_dir=str(checkpoint_dir),
+              eval_logdir=str(eval_logdir),
+              eval_crop_size=[str(_EVAL_CROP)] * 2,
+              model_variant='mobilenet_v2', output_stride=16,
+              max_number_of_evaluations=1)
+
+
+def _deeplab_checkpoint(directory, step):
+  """Saves a DeepLab checkpoint of the model the current flags describe
+  (run under flagsaver with _eval_flags); returns its prefix."""
+  os.makedirs(directory, exist_ok=True)
+  with tf.Graph().as_default():
+    options = model_flags.model_options_from_flags(_SYNTHETIC_CLASSES,
+                                                   [_EVAL_CROP] * 2)
+    model.predict_labels(tf.zeros([1, _EVAL_CROP, _EVAL_CROP, 3]), options)
+    global_step = tf.train.get_or_create_global_step()
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      sess.run(global_step.assign(step))
+      return tf.train.Saver().save(
+          sess, os.path.join(directory, 'model.ckpt'), global_step=step)
+
+
+def _run_eval(flag_values):
+  """eval.py's main under `flag_values` through run_reporting_errors;
+  returns its exit code."""
+  with script_flags(eval_script), flagsaver.flagsaver(**flag_values):
+    with pytest.raises(SystemExit) as exited:
+      errors.run_reporting_errors(eval_script.main, [])
+  return exited.value.code
+
+
+def test_eval_labels_outside_the_class_range_are_one_line_and_exit_2(
+    tmp_path, capsys):
+  data = tmp_path / 'data'
+  build_data.write_split(str(data), 'val', _examples(2, label_value=34), 2,
+                         num_shards=1)
+  flag_values = _eval_flags(data, tmp_path / 'train', tmp_path / 'eval')
+  with flagsaver.flagsaver(**flag_values):
+    _deeplab_checkpoint(str(tmp_path / 'train'), 5)
+  assert _run_eval(flag_values) == 2
+  lines = _error_lines(capsys.readouterr().err)
+  # One batch of one 8x8 image: 64 pixels of value 34, no class of 0..8.
+  assert len(lines) == 1 and re.fullmatch(
+      r'error: 64 label pixels of image\(s\) img[01] in split val are '
+      r'neither a class id 0\.\.8 of dataset synthetic nor its ignore label: '
+      r'the labels must be class-index PNGs of this dataset', lines[0]), lines
+  assert not (tmp_path / 'eval').exists()
+
+
+def test_eval_of_another_models_checkpoint_is_one_line_and_exit_2(
+    trained_logdir, tmp_path, capsys):
+  """The tiny linear model's checkpoint given to eval.py's DeepLab."""
+  data = tmp_path / 'data'
+  build_data.write_split(str(data), 'val', _examples(2), 2, num_shards=1)
+  flag_values = _eval_flags(data, trained_logdir, tmp_path / 'eval')
+  assert _run_eval(flag_values) == 2
+  assert _error_lines(capsys.readouterr().err) == [
+      'error: checkpoint %s holds none of the model variables (wrong '
+      '--model_variant?)' % (trained_logdir / 'model.ckpt-3')]
+  assert not (tmp_path / 'eval').exists()
+
+
+# ----------------------------------------------------------------------------
 # 7. One run per train_logdir.
 
 _HOLDER = '''
@@ -448,6 +588,30 @@ def test_second_run_on_a_locked_logdir_names_the_holder(lock_holder):
   assert ('is in use by another training run (pid %d on host otherhost'
           % holder.pid) in str(raised.value)
   assert sorted(os.listdir(str(logdir))) == before
+
+
+@pytest.mark.parametrize('where, problem', [
+    ('file', 'exists and is not a directory.'),
+    ('under a file', 'cannot be created (Not a directory).'),
+])
+def test_uncreatable_logdir_is_one_line_and_exit_2(tmp_path, capsys, where,
+                                                   problem):
+  """The tests run as root, who may write into any folder: a file where the
+  logdir, or a folder above it, should be is what makes it impossible."""
+  blocker = tmp_path / 'notes.txt'
+  blocker.write_text('mine')
+  logdir = blocker if where == 'file' else blocker / 'train'
+
+  def main(argv):
+    _train(logdir, 2)
+
+  with pytest.raises(SystemExit) as exited:
+    errors.run_reporting_errors(main, [])
+  assert exited.value.code == 2
+  assert _error_lines(capsys.readouterr().err) == [
+      'error: --train_logdir %s %s' % (logdir, problem)]
+  assert os.listdir(str(tmp_path)) == ['notes.txt']
+  assert blocker.read_text() == 'mine'
 
 
 def test_lock_of_a_killed_run_does_not_block_a_restart(lock_holder):

@@ -2,11 +2,15 @@
 
 A real SIGTERM (what Slurm and Kubernetes send) to train_sup.py and to an
 eval.py watcher: each stops with one line and exit code 143, the trainer once
-it saved the step it reached. Then a race, so bounded in time: train_sup.py
-(tiny crop, mobilenet_v2) saves every second with --max_to_keep=2 while
-eval.py watches the logdir. The watcher must keep going (a checkpoint deleted
-under it is skipped with one line), and both stop on Ctrl-C with one line, no
-traceback.
+it saved the step it reached. A real SIGKILL to train_sup.py while it trains
+and in the middle of a save: the same command resumes from the last complete
+checkpoint. Then a race, so bounded in time: train_sup.py (tiny crop,
+mobilenet_v2) saves every second with --max_to_keep=2 while eval.py watches
+the logdir. The watcher must keep going (a checkpoint deleted under it is
+skipped with one line), and both stop on Ctrl-C with one line, no traceback.
+
+Only the bounded watcher runs in the default suite; the training processes
+are `slow` (pytest -m slow).
 """
 import glob
 import os
@@ -21,6 +25,7 @@ import pytest
 from conftest import REPO_ROOT
 from conftest import run_script
 from deeplab.tf_compat import tf
+from utils import checkpoint_paths
 
 # Evaluations the watcher must finish (it then has survived several rotations).
 _EVALUATIONS = 2
@@ -96,9 +101,16 @@ def _kill(process):
     process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_sigterm_saves_the_step_reached_then_exits_143(synthetic_dir,
                                                        tmp_path):
+  """Slow (two training processes, ~40 s). The default run holds the same
+  behaviour in process: test_reliability.py::
+  test_sigterm_saves_then_reports_one_line_like_ctrl_c (a real SIGTERM during
+  core.train.loop.train: the step reached saved, one `terminated: …` line,
+  exit code 143, the lock removed), and a real SIGTERM to a script process in
+  test_bounded_watcher_waits_for_its_trainer_and_stops_on_sigterm."""
   logdir, log = tmp_path / 'train', tmp_path / 'train.log'
   # --save_interval_secs=3600: no periodic save, only the one at the start.
   training = [*_model(synthetic_dir), *_TINY_TRAINING,
@@ -138,6 +150,114 @@ def test_sigterm_saves_the_step_reached_then_exits_143(synthetic_dir,
   assert 'Training finished at step %d;' % (step + 1) in resumed.stderr
   assert tf.train.load_checkpoint(str(logdir)).get_tensor(
       'global_step') == step + 1
+
+
+# Run as `python -c _PAUSE_IN_SAVE train_sup.py flags...`: train_sup.py whose
+# first checkpoint save stops for good once its data and index files are
+# written, before the `checkpoint` state file names them (the Saver's next
+# call), after one stderr line naming it: a SIGKILL then lands in the middle
+# of that save, at a known point.
+_PAUSED_IN_SAVE = re.compile(r'paused in the save of (\S+)')
+_PAUSE_IN_SAVE = """
+import runpy, sys, time
+from tensorflow.python.checkpoint import checkpoint_management
+
+def pause(save_dir, model_checkpoint_path, *args, **kwargs):
+  print('paused in the save of %s' % model_checkpoint_path, file=sys.stderr,
+        flush=True)
+  time.sleep(3600)
+
+checkpoint_management.update_checkpoint_state_internal = pause
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+_KILLED_RUN_STEPS = 200
+
+
+def _listed_checkpoints(logdir):
+  """The checkpoint prefixes the `checkpoint` state file lists."""
+  state = tf.train.get_checkpoint_state(str(logdir))
+  return list(state.all_model_checkpoint_paths) if state else []
+
+
+def _registered_steps(logdir):
+  """Steps of the checkpoints the state file lists, once no trainer runs
+  (which could rotate one away meanwhile): each must be complete."""
+  paths = _listed_checkpoints(logdir)
+  for path in paths:
+    assert checkpoint_paths.is_checkpoint_prefix(path), path
+  return sorted(checkpoint_paths.step_of(path) for path in paths)
+
+
+def _kill_once(process, log_path, ready, timeout_secs):
+  """Waits until `ready(log text)` holds (polling every 0.1 s), then
+  SIGKILLs the process; returns the log. Skips if the machine is too busy."""
+  deadline = time.time() + timeout_secs
+  while not ready(log_path.read_text()):
+    assert process.poll() is None, log_path.read_text()[-3000:]
+    if time.time() > deadline:
+      _kill(process)
+      pytest.skip('machine too busy: the trainer did not get there within '
+                  '%d s' % timeout_secs)
+    time.sleep(0.1)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  return log_path.read_text()
+
+
+def _logged_steps(text):
+  return [int(step) for step in _STEP_LINE.findall(text)]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_sigkill_in_a_step_and_in_a_save_resumes_from_the_last_checkpoint(
+    synthetic_dir, tmp_path):
+  logdir = tmp_path / 'train'
+  training = [*_model(synthetic_dir), *_TINY_TRAINING,
+              '--train_logdir=%s' % logdir, '--log_steps=1',
+              '--save_interval_secs=2',
+              '--training_number_of_steps=%d' % _KILLED_RUN_STEPS]
+  # 1. Killed while training, once it logged a step past a periodic
+  # checkpoint: most likely in the next step, maybe in a save.
+  log = tmp_path / 'first.log'
+  trainer = _start_logging(log, 'train_sup.py', *training)
+
+  def trained_past_a_checkpoint(text):
+    listed = [checkpoint_paths.step_of(path) for path in
+              _listed_checkpoints(logdir)] if logdir.exists() else []
+    steps = _logged_steps(text)
+    return listed and max(listed) > 0 and steps and steps[-1] > max(listed)
+
+  _kill_once(trainer, log, trained_past_a_checkpoint, _STARTUP_SECS)
+  resumed_from = _registered_steps(logdir)[-1]
+  assert 0 < resumed_from < _KILLED_RUN_STEPS
+  # 2. The same command, killed in the middle of its first save.
+  log = tmp_path / 'second.log'
+  trainer = _start_logging(log, '-c', _PAUSE_IN_SAVE, 'train_sup.py',
+                           *training)
+  text = _kill_once(trainer, log, _PAUSED_IN_SAVE.search, _STARTUP_SECS)
+  paused = _PAUSED_IN_SAVE.search(text).group(1)
+  paused_step = checkpoint_paths.step_of(paused)
+  # It resumed from the registered checkpoint of run 1 (its first run, step
+  # resumed_from + 1, logs nothing) and wrote the index and data of
+  # paused_step, which the state file does not name.
+  assert all(s >= resumed_from + 2 for s in _logged_steps(text)), text[-3000:]
+  assert paused_step > resumed_from
+  assert checkpoint_paths.is_checkpoint_prefix(paused)
+  assert _registered_steps(logdir)[-1] == resumed_from
+  # 3. The same command again: it resumes from the last registered
+  # checkpoint, not the unregistered one, removes the latter and finishes.
+  finished = run_script('train_sup.py', *training)
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  assert ('Removed 2 file(s) left in %s by an interrupted run: '
+          'model.ckpt-%d.data-00000-of-00001, model.ckpt-%d.index' % (
+              logdir, paused_step, paused_step)) in finished.stderr
+  assert _logged_steps(finished.stderr)[0] == resumed_from + 2
+  assert 'Training finished at step %d;' % _KILLED_RUN_STEPS in finished.stderr
+  assert _registered_steps(logdir)[-1] == _KILLED_RUN_STEPS
+  assert tf.train.load_checkpoint(str(logdir)).get_tensor(
+      'global_step') == _KILLED_RUN_STEPS
 
 
 @pytest.mark.e2e

@@ -109,10 +109,15 @@ def test_centre_tap_layer_rejects_what_it_does_not_reproduce():
       model.centre_tap_depthwise_conv2d(inputs, 3, scope='c')
 
 
+@pytest.mark.slow
 def test_deeplab_training_step_unchanged(monkeypatch):
   """Logits, gradients of every variable and batch-norm updates of a training
   step of DeepLabv3+ (xception_65, README flags, crop 33) in both
-  formulations, sharing one set of variables."""
+  formulations, sharing one set of variables.
+
+  Slow (two xception_65 training graphs, ~17 s); the default run compares
+  the formulations layer by layer
+  (test_centre_tap_layer_equals_atrous_depthwise)."""
   # ASPP dropout draws a different mask for each build; without it the two
   # builds must agree exactly.
   monkeypatch.setattr(model, '_ASPP_DROPOUT_KEEP_PROB', 1.0)

@@ -1,5 +1,12 @@
-"""train_sup.py end to end: runs, clones, resume, bad input, NaN."""
+"""train_sup.py end to end: runs, clones, resume, bad input, NaN.
+
+Three runs of the script as users run it start together (they share the two
+cores, and the in-process tests below run meanwhile): 3 training steps of the
+light model, and the command without each of its required flags. Resume, bad
+input and an incompatible initial checkpoint run its main in this process.
+"""
 import json
+import logging
 import math
 import os
 import re
@@ -8,15 +15,22 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import import_script
+from conftest import run_main
 from conftest import run_script
+from conftest import start_script
 from core.data import registry
 from deeplab.tf_compat import tf
+
+train_sup = import_script('train_sup')
 
 LIGHT_MODEL = ['--model_variant=mobilenet_v2', '--output_stride=16',
                '--dataset=synthetic']
 SHORT_RUN = ['--train_crop_size=65,65', '--min_scale_factor=1',
              '--max_scale_factor=1', '--num_readers=1', '--log_steps=1',
              '--save_interval_secs=3600', '--train_split=16_clean_3']
+# The light runs below train one clone on 2 images a step.
+ONE_CLONE = ['--num_clones=1', '--train_batch_size=2']
 STEP_LINE = re.compile(r'step (\d+)/(\d+)\s+total_loss=(\S+)')
 
 
@@ -32,20 +46,137 @@ def _checkpoint_steps(logdir):
                 for p in state.all_model_checkpoint_paths)
 
 
+def _sup_args(dataset_dir, logdir, *extra):
+  return [*LIGHT_MODEL, *SHORT_RUN, '--dataset_dir=%s' % dataset_dir,
+          '--train_logdir=%s' % logdir, *extra]
+
+
 def _sup(dataset_dir, logdir, *extra):
-  return run_script('train_sup.py', *LIGHT_MODEL, *SHORT_RUN,
-                    '--dataset_dir=%s' % dataset_dir,
-                    '--train_logdir=%s' % logdir, *extra)
+  return run_script('train_sup.py', *_sup_args(dataset_dir, logdir, *extra))
+
+
+def _run_main(dataset_dir, logdir, *extra):
+  """train_sup.py's main in this process, with the flags of `_sup`, one
+  clone, 1 step, then `extra` (a later value of a flag wins); returns its
+  exit code."""
+  return run_main(train_sup, *_sup_args(
+      dataset_dir, logdir, *ONE_CLONE, '--training_number_of_steps=1',
+      *extra))
+
+
+def _listing(directory):
+  return sorted(os.listdir(directory))
+
+
+def _error_lines(stderr):
+  """The lines reporting an error: absl's flag check (`FATAL …`, exit code 1)
+  or utils.errors.run_reporting_errors (`error: …`, exit code 2 or 1)."""
+  return [line for line in stderr.splitlines()
+          if line.startswith(('FATAL ', 'error: '))]
+
+
+def _missing_flag_line(name):
+  return ('FATAL Flags parsing error: flag --%s=None: Flag --%s must have a '
+          'value other than None.' % (name, name))
+
+
+_REQUIRED_FLAGS = ('train_logdir', 'dataset_dir')
 
 
 @pytest.fixture(scope='module')
-def light_run(synthetic_dir, tmp_path_factory):
-  """3 steps of the light model with one clone."""
-  logdir = tmp_path_factory.mktemp('sup_light')
-  process = _sup(synthetic_dir, logdir, '--num_clones=1',
-                 '--train_batch_size=2', '--training_number_of_steps=3')
+def script_runs(synthetic_dir, tmp_path_factory):
+  """train_sup.py as users run it, three runs started together:
+  'light': 3 steps of the light model with one clone;
+  'missing_<flag>' for each required flag: a 1-step command without that
+  flag, the folder of its --train_logdir holding a file.
+  Each is (folder, StartedProcess); result() waits for the run."""
+  light = tmp_path_factory.mktemp('sup_light')
+  runs = {'light': (light, start_script('train_sup.py', *_sup_args(
+      synthetic_dir, light, *ONE_CLONE, '--training_number_of_steps=3')))}
+  for flag in _REQUIRED_FLAGS:
+    untouched = tmp_path_factory.mktemp('sup_missing_' + flag)
+    (untouched / 'keep.txt').write_text('existing output')
+    args = _sup_args(synthetic_dir, untouched, *ONE_CLONE,
+                     '--training_number_of_steps=1')
+    runs['missing_' + flag] = (untouched, start_script(
+        'train_sup.py', *[a for a in args
+                          if not a.startswith('--%s=' % flag)]))
+  yield runs
+  for _, run in runs.values():
+    run.stop()
+
+
+@pytest.fixture(scope='module')
+def light_run(script_runs):
+  """3 steps of the light model with one clone: (logdir, process)."""
+  logdir, run = script_runs['light']
+  process = run.result()
   assert process.returncode == 0, process.stderr[-3000:]
   return logdir, process
+
+
+# The first tests: they start the runs of the script; the light one trains
+# while the in-process tests after them run.
+@pytest.mark.parametrize('flag', _REQUIRED_FLAGS)
+def test_missing_flag_is_reported(script_runs, flag):
+  """absl's check of the required flags, so a real command line."""
+  untouched, run = script_runs['missing_' + flag]
+  process = run.result()
+  # docs/RELIABILITY.md: exit code 1 for absl's flag check.
+  assert process.returncode == 1, process.stderr[-3000:]
+  assert _error_lines(process.stderr) == [_missing_flag_line(flag)]
+  assert 'Traceback' not in process.stderr
+  assert _listing(untouched) == ['keep.txt']
+
+
+_SYNTHETIC_SPLITS = ', '.join(sorted(
+    registry.get_dataset_descriptor('synthetic').splits_to_sizes))
+
+
+@pytest.mark.parametrize('extra, line', [
+    (['--train_split=no_such_split'],
+     "error: Unknown split 'no_such_split' of dataset 'synthetic'; known "
+     'splits: %s.' % _SYNTHETIC_SPLITS),
+    (['--num_clones=3', '--train_batch_size=4'],
+     'error: --train_batch_size=4 must be a positive multiple of '
+     '--num_clones=3; lower both together for a small run, e.g. '
+     '--num_clones=1 --train_batch_size=2.'),
+])
+def test_bad_input_is_reported(synthetic_dir, tmp_path, capsys, extra, line):
+  (tmp_path / 'keep.txt').write_text('existing output')
+  # docs/RELIABILITY.md: exit code 2 for bad input, one line.
+  assert _run_main(synthetic_dir, tmp_path, *extra) == 2
+  err = capsys.readouterr().err
+  assert _error_lines(err) == [line]
+  assert 'Traceback' not in err
+  assert _listing(tmp_path) == ['keep.txt']
+
+
+def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path,
+                                                     capsys):
+  checkpoint_dir = tmp_path / 'init'
+  with tf.Graph().as_default():
+    tf.get_variable('MobilenetV2/Conv/weights', shape=[3, 3, 3, 7])
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      tf.train.Saver().save(session, str(checkpoint_dir / 'model.ckpt'))
+  logdir = tmp_path / 'train'
+  logdir.mkdir()
+  assert _run_main(synthetic_dir, logdir, '--tf_initial_checkpoint=%s' % (
+      checkpoint_dir / 'model.ckpt')) == 2
+  err = capsys.readouterr().err
+  assert _error_lines(err) == [
+      'error: incompatible checkpoint %s: variable MobilenetV2/Conv/weights '
+      'has shape [3, 3, 3, 32] in the model but [3, 3, 3, 7] in the '
+      'checkpoint; the backbone differs: check --model_variant and the model '
+      'flags (e.g. --output_stride, --atrous_rates) against the checkpoint' %
+      (checkpoint_dir / 'model.ckpt')]
+  assert 'Traceback' not in err
+  assert _listing(logdir) == []
+  reader = tf.train.load_checkpoint(str(checkpoint_dir / 'model.ckpt'))
+  assert reader.get_variable_to_shape_map()['MobilenetV2/Conv/weights'] == [
+      3, 3, 3, 7]
+  assert np.isfinite(reader.get_tensor('MobilenetV2/Conv/weights')).all()
 
 
 def test_one_clone_trains_three_finite_steps(light_run):
@@ -58,13 +189,16 @@ def test_one_clone_trains_three_finite_steps(light_run):
 
 
 def test_resume_continues_and_ignores_initial_checkpoint(light_run,
-                                                         synthetic_dir):
+                                                         synthetic_dir,
+                                                         caplog):
+  """The light run's logdir, resumed by main in this process (its progress
+  lines are log records here)."""
   logdir, _ = light_run
-  process = _sup(synthetic_dir, logdir, '--num_clones=1',
-                 '--train_batch_size=2', '--training_number_of_steps=5',
-                 '--tf_initial_checkpoint=/does/not/exist/model.ckpt')
-  assert process.returncode == 0, process.stderr[-3000:]
-  steps = [s for s, _ in _logged_steps(process.stderr)]
+  caplog.set_level(logging.INFO)
+  assert _run_main(synthetic_dir, logdir, '--training_number_of_steps=5',
+                   '--tf_initial_checkpoint=/does/not/exist/model.ckpt') == 0
+  steps = [s for s, _ in _logged_steps(
+      '\n'.join(record.getMessage() for record in caplog.records))]
   assert steps and min(steps) >= 4 and steps[-1] == 5
   assert _checkpoint_steps(str(logdir))[-2:] == [3, 5]
   reader = tf.train.load_checkpoint(os.path.join(str(logdir), 'model.ckpt-5'))
@@ -77,6 +211,22 @@ def _reference_variables():
   with open(path) as f:
     rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
   return {name: [int(d) for d in shape.split(',')] for name, shape in rows}
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(synthetic_dir,
+                                                          tmp_path):
+  """The default run holds test_reliability.py::
+  test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint (the training
+  loop in process, the same line, exit code and checkpoint)."""
+  nan_weights = ['--label_weights=nan'] * 9
+  process = _sup(synthetic_dir, tmp_path, '--num_clones=1',
+                 '--train_batch_size=2', '--training_number_of_steps=3',
+                 *nan_weights)
+  assert process.returncode == 1
+  assert 'error: The loss became NaN or Inf' in process.stderr
+  assert 'Traceback' not in process.stderr
+  assert _checkpoint_steps(str(tmp_path)) == [0]
 
 
 @pytest.mark.slow
@@ -100,93 +250,6 @@ def test_two_clones_xception_checkpoint_has_deeplab_names(synthetic_dir,
   expected['logits/semantic/biases'][-1] = 9
   assert model_variables == expected
   assert 'global_step' in shapes
-
-
-def test_nan_loss_stops_with_message_and_keeps_checkpoint(synthetic_dir,
-                                                          tmp_path):
-  nan_weights = ['--label_weights=nan'] * 9
-  process = _sup(synthetic_dir, tmp_path, '--num_clones=1',
-                 '--train_batch_size=2', '--training_number_of_steps=3',
-                 *nan_weights)
-  assert process.returncode == 1
-  assert 'error: The loss became NaN or Inf' in process.stderr
-  assert 'Traceback' not in process.stderr
-  assert _checkpoint_steps(str(tmp_path)) == [0]
-
-
-def _listing(directory):
-  return sorted(os.listdir(directory))
-
-
-def _error_lines(stderr):
-  """The lines reporting an error: absl's flag check (`FATAL …`, exit code 1)
-  or utils.errors.run_reporting_errors (`error: …`, exit code 2 or 1)."""
-  return [line for line in stderr.splitlines()
-          if line.startswith(('FATAL ', 'error: '))]
-
-
-def _missing_flag_line(name):
-  return ('FATAL Flags parsing error: flag --%s=None: Flag --%s must have a '
-          'value other than None.' % (name, name))
-
-
-_SYNTHETIC_SPLITS = ', '.join(sorted(
-    registry.get_dataset_descriptor('synthetic').splits_to_sizes))
-
-
-@pytest.mark.parametrize('flags_to_drop, extra, exit_code, line', [
-    ('--train_logdir', [], 1, _missing_flag_line('train_logdir')),
-    ('--dataset_dir', [], 1, _missing_flag_line('dataset_dir')),
-    (None, ['--train_split=no_such_split'], 2,
-     "error: Unknown split 'no_such_split' of dataset 'synthetic'; known "
-     'splits: %s.' % _SYNTHETIC_SPLITS),
-    (None, ['--num_clones=3', '--train_batch_size=4'], 2,
-     'error: --train_batch_size=4 must be a positive multiple of '
-     '--num_clones=3; lower both together for a small run, e.g. '
-     '--num_clones=1 --train_batch_size=2.'),
-])
-def test_bad_input_is_reported(synthetic_dir, tmp_path, flags_to_drop, extra,
-                               exit_code, line):
-  (tmp_path / 'keep.txt').write_text('existing output')
-  args = [*LIGHT_MODEL, *SHORT_RUN, '--dataset_dir=%s' % synthetic_dir,
-          '--train_logdir=%s' % tmp_path, '--num_clones=1',
-          '--train_batch_size=2', '--training_number_of_steps=1', *extra]
-  if flags_to_drop:
-    args = [a for a in args if not a.startswith(flags_to_drop + '=')]
-  process = run_script('train_sup.py', *args)
-  # docs/RELIABILITY.md: exit code 1 for absl's flag check, 2 for bad input.
-  assert process.returncode == exit_code, process.stderr[-3000:]
-  assert _error_lines(process.stderr) == [line]
-  assert 'Traceback' not in process.stderr
-  assert _listing(tmp_path) == ['keep.txt']
-
-
-def test_incompatible_initial_checkpoint_is_reported(synthetic_dir, tmp_path):
-  checkpoint_dir = tmp_path / 'init'
-  with tf.Graph().as_default():
-    tf.get_variable('MobilenetV2/Conv/weights', shape=[3, 3, 3, 7])
-    with tf.Session() as session:
-      session.run(tf.global_variables_initializer())
-      tf.train.Saver().save(session, str(checkpoint_dir / 'model.ckpt'))
-  logdir = tmp_path / 'train'
-  logdir.mkdir()
-  process = _sup(synthetic_dir, logdir, '--num_clones=1',
-                 '--train_batch_size=2', '--training_number_of_steps=1',
-                 '--tf_initial_checkpoint=%s' % (checkpoint_dir /
-                                                 'model.ckpt'))
-  assert process.returncode == 2, process.stderr[-3000:]
-  assert _error_lines(process.stderr) == [
-      'error: incompatible checkpoint %s: variable MobilenetV2/Conv/weights '
-      'has shape [3, 3, 3, 32] in the model but [3, 3, 3, 7] in the '
-      'checkpoint; the backbone differs: check --model_variant and the model '
-      'flags (e.g. --output_stride, --atrous_rates) against the checkpoint' %
-      (checkpoint_dir / 'model.ckpt')]
-  assert 'Traceback' not in process.stderr
-  assert _listing(logdir) == []
-  reader = tf.train.load_checkpoint(str(checkpoint_dir / 'model.ckpt'))
-  assert reader.get_variable_to_shape_map()['MobilenetV2/Conv/weights'] == [
-      3, 3, 3, 7]
-  assert np.isfinite(reader.get_tensor('MobilenetV2/Conv/weights')).all()
 
 
 @pytest.mark.slow

@@ -1,7 +1,9 @@
-"""train_wss.py end to end, and the gradient flow of one PseudoSeg clone."""
+"""train_wss.py end to end (in the default run: one step from pretrain.py's
+export, the last test), and the gradient flow of one PseudoSeg clone."""
 import glob
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +23,28 @@ TWO_CLONES = ['--num_clones=2', '--clone_on_cpu=true', '--train_batch_size=4',
               '--training_number_of_steps=3', '--train_split_cls=train_aug']
 NUM_CLASSES = 9  # synthetic: background + 8
 
+# The summaries of train_wss at its default flags (docs/DESIGN.md §Summary
+# tags) as (kind, tag), besides one histogram per model variable: clone 0's
+# losses, the learning rate and accuracies, calibration and images.
+TRAIN_WSS_SUMMARIES = frozenset(
+    [('scalar', tag) for tag in (
+        'losses/loss_cls', 'losses/loss_consistency',
+        'losses/self-attention_self-attention_logits',
+        'losses/semantic_merged_logits', 'losses/regularization_loss',
+        'learning_rate', 'total_loss', 'sanity_check/acc_seg',
+        'sanity_check/acc_weak', 'sanity_check/acc_strong',
+        'calibration/ece_pseudo', 'calibration/ece_fused',
+        'calibration/ece_decoder', 'calibration/ece_attention')] +
+    [('histogram', tag) for tag in (
+        'max_prob_weak', 'max_prob_avg', 'max_prob_avg_t',
+        'max_att_prob_weak')] +
+    [('image', tag) for tag in (
+        'samples/image_seg', 'samples/label_seg', 'samples/semantic_seg',
+        'unlabeled/weak', 'unlabeled/strong', 'sanity_check/valid_mask',
+        'unlabeled/label', 'unlabeled/logits_weak', 'unlabeled/logits_strong',
+        'att/merged_logits', 'att/att_logits_weak', 'att/cam_weak',
+        'att/att_logits_labeled')])
+
 
 def _wss(dataset_dir, logdir, *extra):
   process = run_script('train_wss.py', *SHORT_RUN, *TWO_CLONES,
@@ -39,12 +63,26 @@ def _variable_shapes(logdir):
           if not n.endswith('/Momentum') and n != 'global_step'}
 
 
-def _summary_tags(logdir):
-  tags = set()
+def _summary_values(logdir):
   for path in glob.glob(os.path.join(str(logdir), 'events.out.tfevents.*')):
     for event in tf.train.summary_iterator(path):
-      tags.update(value.tag for value in event.summary.value)
-  return tags
+      yield from event.summary.value
+
+
+def _summary_tags(logdir):
+  return {value.tag for value in _summary_values(logdir)}
+
+
+_KIND_OF_VALUE = {'simple_value': 'scalar', 'histo': 'histogram',
+                  'image': 'image'}
+
+
+def _summaries(logdir):
+  """(kind, tag) of every summary written; an image summary's tag without
+  the `/image/<i>` TensorFlow appends per image."""
+  return {(_KIND_OF_VALUE[value.WhichOneof('value')],
+           re.sub(r'/image(/\d+)?$', '', value.tag))
+          for value in _summary_values(logdir)}
 
 
 @pytest.mark.slow
@@ -72,11 +110,8 @@ def test_xception_checkpoint_adds_exactly_the_pseudoseg_variables(
       'pixel_normalization/BatchNorm/moving_variance': [NUM_CLASSES],
   })
   assert _variable_shapes(tmp_path) == expected
-  tags = _summary_tags(tmp_path)
-  for tag in ('sanity_check/acc_seg', 'sanity_check/acc_weak',
-              'sanity_check/acc_strong', 'calibration/ece_pseudo',
-              'att/merged_logits', 'att/cam_weak', 'unlabeled/strong'):
-    assert any(t.startswith(tag) for t in tags), tag
+  assert _summaries(tmp_path) == TRAIN_WSS_SUMMARIES | {
+      ('histogram', name) for name in expected}
 
 
 @pytest.mark.slow
@@ -171,3 +206,32 @@ def test_consistency_loss_is_finite_on_random_input(clone_graph):
     session.run(tf.global_variables_initializer())
     value = session.run(_loss(clone_graph, 'loss_consistency'), feed)
   assert np.isfinite(value) and value > 0
+
+
+# ----------------------------------------------------------------------------
+# train_wss.py as users run it, from pretrain.py's export (started by
+# test_pretrain.py's first test, conftest.pretrain_runs: it trained while the
+# modules between ran).
+
+
+def _checkpoint(prefix):
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def test_train_wss_starts_from_the_export(pretrained, pretrain_runs):
+  """--tf_initial_checkpoint restores every backbone variable (names and
+  shapes match); the classification head is trained from scratch."""
+  _, prefix, _ = pretrained
+  run_dir, run = pretrain_runs['train_wss']
+  process = run.result()
+  assert process.returncode == 0, process.stderr[-3000:]
+  exported = _checkpoint(prefix)
+  initial = _checkpoint(str(run_dir / 'model.ckpt-0'))
+  backbone = [n for n in exported if not n.startswith('MobilenetV2/logits')]
+  assert len(backbone) > 200
+  for name in backbone:
+    np.testing.assert_array_equal(initial[name], exported[name], err_msg=name)
+  assert not np.array_equal(initial['MobilenetV2/logits/weights'],
+                            exported['MobilenetV2/logits/weights'])

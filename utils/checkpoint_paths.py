@@ -1,11 +1,14 @@
 """Which checkpoint a path names: the one rule for every script.
 
 A checkpoint is named by its prefix `<dir>/model.ckpt-<step>`; it is complete
-once its `.index` file exists (the Saver writes the index, and the `checkpoint`
-state file, only after the data files). A directory names its latest
-checkpoint. Training initialisation (deeplab/train_utils.py), evaluation,
-visualisation, export and analysis all resolve paths here; this module lives
-under utils/ because deeplab/ must not import core/.
+when its `.index` file and every data file (`.data-0000i-of-0000n`) exist. The
+Saver writes the index, and then the `checkpoint` state file, only after the
+data files, so a save cut short by a kill leaves no index; the check of the
+data files rejects what a half-deleted or half-copied checkpoint leaves (an
+index without its data). A directory names its latest complete checkpoint.
+Training initialisation (deeplab/train_utils.py), evaluation, visualisation,
+export and analysis all resolve paths here; this module lives under utils/
+because deeplab/ must not import core/.
 """
 import os
 import re
@@ -20,8 +23,16 @@ _INDEX = '.index'
 
 
 def is_checkpoint_prefix(path):
-  """Whether `<path>.index` exists (a complete checkpoint)."""
-  return tf.io.gfile.exists(path + _INDEX)
+  """Whether `path` names a complete checkpoint: `<path>.index` and all the
+  data files `<path>.data-0000i-of-0000n`, i < n, exist."""
+  if not tf.io.gfile.exists(path + _INDEX):
+    return False
+  shards = tf.io.gfile.glob(path + '.data-?????-of-?????')
+  if not shards:
+    return False
+  total = int(shards[0][-5:])
+  return all(tf.io.gfile.exists('%s.data-%05d-of-%05d' % (path, shard, total))
+             for shard in range(total))
 
 
 def step_of(prefix):
@@ -32,10 +43,11 @@ def step_of(prefix):
 
 def indexed_checkpoints(directory):
   """Every complete checkpoint in `directory`: list of (step or None, prefix),
-  in no particular order (one per `*.index` file)."""
+  in no particular order (one per `*.index` file whose data files exist)."""
   prefixes = [index[:-len(_INDEX)] for index in
               tf.io.gfile.glob(os.path.join(directory, '*' + _INDEX))]
-  return [(step_of(prefix), prefix) for prefix in prefixes]
+  return [(step_of(prefix), prefix) for prefix in prefixes
+          if is_checkpoint_prefix(prefix)]
 
 
 def prefix_named_by(path):
@@ -47,10 +59,10 @@ def prefix_named_by(path):
 def latest_checkpoint(directory):
   """Returns the newest checkpoint prefix in `directory`, or None.
 
-  Uses the `checkpoint` state file when it names an existing checkpoint;
-  otherwise (state file missing or stale, e.g. copied checkpoints) the prefix
-  with the highest `-<step>` suffix, then the most recent, among `*.index`
-  files.
+  Uses the `checkpoint` state file when it names a complete checkpoint;
+  otherwise (state file missing or stale, e.g. copied checkpoints, or naming
+  deleted files) the prefix with the highest `-<step>` suffix, then the most
+  recent, among the complete checkpoints.
   """
   path = tf.train.latest_checkpoint(directory)
   if path and is_checkpoint_prefix(path):
@@ -88,6 +100,7 @@ def resolve_checkpoint(path, flag_name):
   prefix = prefix_named_by(path)
   if prefix is None:
     raise InputError('--%s %s is neither a directory nor a checkpoint prefix '
-                     '(no %s.index)' % (flag_name, path,
-                                        _CHECKPOINT_FILE_SUFFIX.sub('', path)))
+                     '(no %s.index, or its data files are missing)' % (
+                         flag_name, path,
+                         _CHECKPOINT_FILE_SUFFIX.sub('', path)))
   return prefix

@@ -25,8 +25,8 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
   Returns:
     `results_io.results_record` (checkpoint, global_step, miou, per_class_iou,
     num_images, confusion_matrix) plus `run`, `settings` and, for PseudoSeg,
-    `reliability` {source: {count, sum_confidence, sum_correct: [NUM_BINS],
-    ece}}, `pseudo_label` (argmax of the sharpened pseudo labels) and
+    `reliability` {source: `scores.reliability_record`: count,
+    sum_confidence, sum_correct [calibration.NUM_BINS], ece}, `pseudo_label` (argmax of the sharpened pseudo labels) and
     `sources` {source of CONFUSION_SOURCES: ...}, each a `confusion_summary`
     {pixel_accuracy, miou, per_class_iou, confusion_matrix}.
   """

@@ -29,7 +29,8 @@ resolution (e.g. 49 x 49 for a 193 crop at decoder stride 4), with the labels
 resized nearest-neighbour to that size as training does
 (`resize.labels_nearest_legacy`); only pixels whose (resized) label is not
 the ignore label count, so the eval padding never counts. The confidence bins
-are those of `core/method/calibration.py`: (b / B, (b + 1) / B], b = 0..B-1.
+and the ECE are those of `core/method/calibration.py` (the one rule, also of
+the training summaries): (b / B, (b + 1) / B], b = 0..B-1, B = NUM_BINS.
 
 Two parts of the PseudoSeg pipeline use batch statistics and so depend on the
 evaluation batch: the batch norm of the SGC's `pixel_normalization` (always in
@@ -42,10 +43,10 @@ training curves of the event files (event_files.py). Nothing reads a flag; a
 PseudoSeg run's options come in as a `pseudoseg.PseudoSegOptions`.
 """
 
-from core.analysis import scores
 from core.data import preprocess_utils
 from core.eval import eval_graph
 from core.eval import metrics
+from core.method import calibration
 from core.method import pseudo_label
 from core.method import pseudoseg
 from deeplab import common
@@ -185,17 +186,17 @@ def pseudo_label_statistics(probs, labels, num_classes, ignore_label):
     ignore_label: label value whose pixels are left out.
 
   Returns:
-    dict: `reliability` {source: float64 [3, NUM_BINS]} of every source in
-    `probs`, `source_confusion` {source: int64 [C, C]} of the argmax of every
-    source of CONFUSION_SOURCES in `probs`, and `pseudo_confusion` int64
-    [C, C] of argmax(sharpened).
+    dict: `reliability` {source: float64 [3, calibration.NUM_BINS]} of every
+    source in `probs`, `source_confusion` {source: int64 [C, C]} of the
+    argmax of every source of CONFUSION_SOURCES in `probs`, and
+    `pseudo_confusion` int64 [C, C] of argmax(sharpened).
   """
   confusion = lambda source: metrics.batch_confusion_matrix(
       labels, tf.argmax(probs[source], axis=3), num_classes, ignore_label)
   return {
       'reliability': {
-          source: scores.reliability_statistics(probs[source], labels,
-                                                ignore_label)
+          source: calibration.reliability_statistics(probs[source], labels,
+                                                     ignore_label)
           for source in SOURCES if source in probs},
       'source_confusion': {source: confusion(source)
                            for source in CONFUSION_SOURCES if source in probs},

@@ -1,9 +1,8 @@
 """The passes of the end-of-run analysis: the checkpoints of a run, one pass
 over the split per checkpoint, the overlay images, and one progress line per
-checkpoint."""
+checkpoint (utils/progress.py)."""
 import collections
 import os
-import sys
 import time
 
 import numpy as np
@@ -13,6 +12,7 @@ from core.eval import checkpoints
 from core.eval import prediction_files
 from deeplab.tf_compat import tf
 from utils import checkpoint_paths
+from utils import progress
 from utils.errors import InputError
 
 
@@ -153,20 +153,21 @@ def _cropped(values, index):
 
 
 class Progress(object):
-  """Prints one line per checkpoint with the overall ETA.
+  """The analysis' progress: one line per checkpoint (utils/progress.py),
+  `analysis <done>/<total> checkpoints  <run> step <step>: <summary>
+  <seconds or cached>  ETA h:mm:ss`.
 
   The ETA multiplies the checkpoints still to compute by the mean time of the
   checkpoints computed so far, per run (runs not started yet: the overall
   mean); cached checkpoints cost nothing.
   """
 
-  def __init__(self, to_compute, total, stream=None, clock=time.time):
+  def __init__(self, to_compute, total, clock=time.monotonic):
     """to_compute: {run: number of checkpoints}; total: their sum."""
     self._left = dict(to_compute)
     self._seconds = collections.defaultdict(list)
     self._total = total
     self._done = 0
-    self._stream = stream or sys.stdout
     self._clock = clock
     self._start = None
 
@@ -194,17 +195,9 @@ class Progress(object):
       seconds = self._clock() - self._start
       self._seconds[run].append(seconds)
       timing = '%.1f s' % seconds
-    eta = self.eta()
-    print('analysis %d/%d  %s step %d: %s  (%s, ETA %s)' % (
-        self._done, self._total, run, step, summary, timing,
-        '?' if eta is None else _format_seconds(eta)),
-          file=self._stream, flush=True)
-
-
-def _format_seconds(seconds):
-  minutes, seconds = divmod(int(round(seconds)), 60)
-  hours, minutes = divmod(minutes, 60)
-  return '%d:%02d:%02d' % (hours, minutes, seconds)
+    progress.log_progress('analysis', self._done, self._total, 'checkpoints',
+                          ['%s step %d: %s' % (run, step, summary), timing],
+                          self.eta())
 
 
 def record_summary(record):

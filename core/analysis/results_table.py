@@ -302,6 +302,8 @@ def results_markdown(rows, columns, names, files, tensorboard_logdir,
     str: the description, the results table, where each row's numbers come
     from, the per-class table, the files and the TensorBoard command.
   """
+  # The 15 bins below are calibration.NUM_BINS, written out so that this
+  # module stays pure Python.
   lines = [
       '# Results: supervised baseline vs PseudoSeg', '',
       'Dataset `%(dataset)s`, split `%(split)s` (%(num_images)d images), last '

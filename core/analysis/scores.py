@@ -1,67 +1,24 @@
-"""The numbers of the end-of-run analysis: reliability statistics and their
-expected calibration error, confusion-matrix summaries, pixel accuracy, and
-the validation curves of per-checkpoint records."""
+"""The numbers of the end-of-run analysis: the JSON form of the reliability
+statistics (computed and reduced by core/method/calibration.py),
+confusion-matrix summaries, pixel accuracy, and the validation curves of
+per-checkpoint records."""
 import numpy as np
 
 from core.eval import metrics
-from deeplab.tf_compat import tf
+from core.method import calibration
 
-NUM_BINS = 15
+# JSON names of the rows of calibration.reliability_statistics, in order.
 _STATISTICS = ('count', 'sum_confidence', 'sum_correct')
 
 
-def reliability_statistics(probs, labels, ignore_label, num_bins=NUM_BINS):
-  """Graph op: per-bin pixel count, sum of confidence and sum of correct.
-
-  Confidence = max_c probs, correct = [argmax_c probs == label]; the bins are
-  those of `calibration.expected_calibration_error` (the same float32
-  arithmetic, so both agree exactly).
-
-  Args:
-    probs: float [B, h, w, C] class probabilities.
-    labels: int [B, h, w] ground truth at the same resolution.
-    ignore_label: label value whose pixels are left out.
-    num_bins: number of equal-width confidence bins.
-
-  Returns:
-    float64 [3, num_bins]: rows count, sum of confidence, sum of correct.
-  """
-  labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
-  probs = tf.reshape(tf.cast(probs, tf.float32), [-1, tf.shape(probs)[-1]])
-  valid = tf.not_equal(labels, ignore_label)
-  confidence = tf.boolean_mask(tf.reduce_max(probs, axis=1), valid)
-  correct = tf.boolean_mask(tf.equal(tf.argmax(probs, axis=1), labels), valid)
-  bins = tf.clip_by_value(
-      tf.cast(tf.math.ceil(confidence * num_bins), tf.int32) - 1, 0,
-      num_bins - 1)
-  rows = [tf.ones_like(confidence, dtype=tf.float64),
-          tf.cast(confidence, tf.float64), tf.cast(correct, tf.float64)]
-  return tf.stack([tf.math.unsorted_segment_sum(row, bins, num_bins)
-                   for row in rows])
-
-
-def expected_calibration_error(statistics):
-  """ECE = sum_b |sum_correct_b - sum_confidence_b| / sum_b count_b.
-
-  Args:
-    statistics: array [3, B] of `reliability_statistics` (summed over batches).
-
-  Returns:
-    float, or None when no pixel was counted.
-  """
-  count, confidence, correct = np.asarray(statistics, dtype=np.float64)
-  total = count.sum()
-  if total <= 0:
-    return None
-  return float(np.abs(correct - confidence).sum() / total)
-
-
 def reliability_record(statistics):
-  """JSON form of summed statistics [3, B]: lists per row plus `ece`."""
+  """JSON form of `calibration.reliability_statistics` summed over the split
+  (float64 [3, B]): lists per row plus `ece` (`calibration.ece_of_statistics`,
+  None when no pixel was counted)."""
   statistics = np.asarray(statistics, dtype=np.float64)
   record = {name: statistics[i].tolist() for i, name in enumerate(_STATISTICS)}
   record['count'] = [int(round(value)) for value in record['count']]
-  record['ece'] = expected_calibration_error(statistics)
+  record['ece'] = calibration.ece_of_statistics(statistics)
   return record
 
 

@@ -89,11 +89,32 @@ def _log_waiting(checkpoint_dir, first):
                  'exist yet.', checkpoint_dir)
 
 
-def checkpoint_global_step(checkpoint_path):
-  """The checkpoint's `global_step`, else its `-<step>` suffix, else None."""
-  reader = tf.train.load_checkpoint(checkpoint_path)
-  if reader.has_tensor('global_step'):
-    return int(reader.get_tensor('global_step'))
+# The variable holding the step a checkpoint was saved at.
+_GLOBAL_STEP = 'global_step'
+
+
+def checkpoint_global_step(checkpoint_path, values=None):
+  """The step of a checkpoint: its `global_step` variable, else the
+  `-<step>` suffix of its name, else None.
+
+  The one reader of a checkpoint's step (eval, export, the training loop's
+  "already finished" check); the suffix covers checkpoints saved without the
+  variable (e.g. converted ones).
+
+  Args:
+    checkpoint_path: checkpoint prefix.
+    values: {name: array} already read from the checkpoint (a snapshot, whose
+      files may be gone since), or None to read the variable from the files.
+
+  Returns:
+    int or None.
+  """
+  if values is None:
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    values = ({_GLOBAL_STEP: reader.get_tensor(_GLOBAL_STEP)}
+              if reader.has_tensor(_GLOBAL_STEP) else {})
+  if _GLOBAL_STEP in values:
+    return int(values[_GLOBAL_STEP])
   return checkpoint_paths.step_of(checkpoint_path)
 
 
@@ -110,8 +131,7 @@ def snapshot_checkpoint(checkpoint_path, settle_secs=1.0):
   builds the model and runs the evaluation pass.
 
   Returns:
-    CheckpointSnapshot (global step from `global_step`, else the `-<step>`
-    suffix, else None).
+    CheckpointSnapshot (global step: `checkpoint_global_step`).
 
   Raises:
     CheckpointVanished: the checkpoint was deleted before or while it was read.
@@ -129,11 +149,9 @@ def snapshot_checkpoint(checkpoint_path, settle_secs=1.0):
     raise CheckpointVanished(
         'checkpoint %s was deleted before it could be read (rotated away by '
         'training, see --max_to_keep); skipped' % checkpoint_path) from error
-  if 'global_step' in values:
-    step = int(values['global_step'])
-  else:
-    step = checkpoint_paths.step_of(checkpoint_path)
-  return CheckpointSnapshot(checkpoint_path, step, values)
+  return CheckpointSnapshot(checkpoint_path,
+                            checkpoint_global_step(checkpoint_path, values),
+                            values)
 
 
 def _non_finite_error(checkpoint_path, bad_names):

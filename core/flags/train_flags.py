@@ -136,7 +136,8 @@ flags.DEFINE_integer('cluster_timeout_secs', 120,
                      'Seconds a worker waits for the parameter servers and '
                      'the chief to accept connections before giving up.')
 
-_WSS_DEFAULTS = dict(
+# train_wss.py's values of these flags (tests build its graph with them).
+WSS_DEFAULTS = dict(
     save_summaries_secs=180,
     save_summaries_images=True,
     initialize_last_layer=False,
@@ -145,7 +146,7 @@ _WSS_DEFAULTS = dict(
 
 def apply_wss_defaults():
   """Switches to train_wss.py's defaults (docs/DESIGN.md §Flags)."""
-  for name, value in _WSS_DEFAULTS.items():
+  for name, value in WSS_DEFAULTS.items():
     FLAGS.set_default(name, value)
 
 

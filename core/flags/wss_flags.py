@@ -4,6 +4,7 @@ in core/flags/supervised_flags.py because train_sup.py uses them too."""
 from absl import flags
 
 from core.flags import supervised_flags  # noqa: F401  (the shared flags)
+from core.method import calibration
 from core.method import pseudoseg
 
 FLAGS = flags.FLAGS
@@ -34,7 +35,7 @@ flags.DEFINE_boolean('logit_norm', True,
 flags.DEFINE_boolean('cls_with_cls', True,
                      'With --weakly: train the classifier on the image-level '
                      'split (else on the labeled split).')
-flags.DEFINE_integer('calibration_bins', 15,
+flags.DEFINE_integer('calibration_bins', calibration.NUM_BINS,
                      'Bins of the expected calibration error of pseudo labels.')
 
 

@@ -227,15 +227,17 @@ def _monitor(unlabeled, logits_weak, logits_strong, att_weak, att_labeled,
     accuracy('acc_strong_confident', strong_classes, confident_labels)
     valid_ratio = tf.reduce_sum(pseudo.mask) / tf.maximum(
         tf.reduce_sum(valid), 1.0)
-    monitoring.scalar_summary('sanity_check/valid_ratio', valid_ratio)
+    monitoring.add_summary('scalar', 'sanity_check/valid_ratio', valid_ratio)
   _add_calibration(pseudo, logits_weak, labels, ignore_label,
                    options.calibration_bins)
   max_prob = lambda probs: tf.reduce_max(probs, axis=3)
-  monitoring.histogram_summary('max_prob_weak', max_prob(tf.nn.softmax(logits_weak)))
-  monitoring.histogram_summary('max_prob_avg', max_prob(pseudo.fused))
-  monitoring.histogram_summary('max_prob_avg_t', max_prob(pseudo.sharpened))
+  histogram = lambda tag, probs: monitoring.add_summary('histogram', tag,
+                                                         max_prob(probs))
+  histogram('max_prob_weak', tf.nn.softmax(logits_weak))
+  histogram('max_prob_avg', pseudo.fused)
+  histogram('max_prob_avg_t', pseudo.sharpened)
   if pseudo.att_probs is not None:
-    monitoring.histogram_summary('max_att_prob_weak', max_prob(pseudo.att_probs))
+    histogram('max_att_prob_weak', pseudo.att_probs)
   if options.supervised.save_summaries_images:
     _add_unlabeled_images(unlabeled, logits_weak, logits_strong, att_weak,
                           att_labeled, pseudo_classes, valid, num_classes)
@@ -252,7 +254,7 @@ def _add_calibration(pseudo, logits_weak, labels, ignore_label, num_bins):
     ece = tf.identity(calibration.expected_calibration_error(
         probs, labels, ignore_label=ignore_label,
         num_bins=num_bins), name=name)
-    monitoring.scalar_summary('calibration/%s' % name, ece)
+    monitoring.add_summary('scalar', 'calibration/%s' % name, ece)
     tf.add_to_collection(monitoring.CONSOLE_SCALARS, ece)
 
 

@@ -1,8 +1,6 @@
 """predict.py's input files (listing, decoding, output names) and the colormap
-and progress line of its outputs."""
+of its outputs."""
 import os
-import sys
-import time
 
 import numpy as np
 from PIL import Image
@@ -73,62 +71,3 @@ def read_image(path):
       return np.asarray(image, dtype=np.uint8)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
     raise InputError('cannot read image %s: %s' % (path, e))
-
-
-class ProgressLine(object):
-  """One progress line `done/total images, s/image, ETA` on a stream.
-
-  On a terminal the line is rewritten in place; otherwise a line is printed at
-  most every `every_secs` seconds and at the end.
-  """
-
-  def __init__(self, total, label, stream=None, every_secs=10.0,
-               clock=time.time):
-    self._total = total
-    self._label = label
-    self._stream = stream or sys.stderr
-    self._every_secs = every_secs
-    self._clock = clock
-    self._start = clock()
-    self._last_print = None
-    self._tty = hasattr(self._stream, 'isatty') and self._stream.isatty()
-    self.done = 0
-
-  def text(self):
-    """The current line, e.g. `predict: 3/10 images, 1.50 s/image, ETA 0:10`."""
-    elapsed = self._clock() - self._start
-    line = '%s: %d/%d images' % (self._label, self.done, self._total)
-    if self.done:
-      per_image = elapsed / self.done
-      remaining = int(round(per_image * (self._total - self.done)))
-      line += ', %.2f s/image, ETA %d:%02d' % (per_image, remaining // 60,
-                                              remaining % 60)
-    return line
-
-  def add(self, count=1):
-    """Counts `count` more images (done or skipped) and shows the line."""
-    self.done += count
-    now = self._clock()
-    if self._tty:
-      self._stream.write('\r' + self.text() + '\x1b[K')
-      self._stream.flush()
-    elif (self.done == self._total or self._last_print is None or
-          now - self._last_print >= self._every_secs):
-      self._stream.write(self.text() + '\n')
-      self._stream.flush()
-      self._last_print = now
-
-  def note(self, text):
-    """Writes `text` on a line of its own (a warning between updates)."""
-    if self._tty:
-      self._stream.write('\r\x1b[K')
-    self._stream.write(text + '\n')
-    if self._tty and self.done:
-      self._stream.write(self.text())
-    self._stream.flush()
-
-  def finish(self):
-    """Ends the line (terminal)."""
-    if self._tty:
-      self._stream.write('\n')
-      self._stream.flush()

@@ -2,26 +2,28 @@
 saver that never writes a non-finite state nor the graph twice."""
 import time
 
-from absl import logging
-
 from core.method import monitoring
 from core.train import logdir_guard
 from core.train import summaries
 from deeplab.tf_compat import tf
+from utils import progress
 from utils.errors import TrainingError
 
 
 class ProgressHook(tf.train.SessionRunHook):
-  """Logs step, losses, learning rate, images/s and ETA every `every_n` steps.
+  """Logs step, losses, learning rate, s/step, images/s and ETA every
+  `every_n` steps, as the one progress line (utils/progress.py).
 
   The loss, learning rate and console scalars (the ECE reductions of
   train_wss among them) are fetched only by the runs that log them, so the
   other steps do not compute them: a run logs when the global step it will
   reach (the last one seen + 1) is a multiple of `every_n` or the last step.
+  The speed, and the ETA from it, are those since the previous line: the
+  first run (graph set-up, input warm-up) only starts the clock.
   """
 
   def __init__(self, train_op, learning_rate, last_step, images_per_step,
-               every_n):
+               every_n, clock=time.monotonic):
     self._fetches = {'total_loss': train_op.total_loss,
                      'learning_rate': learning_rate,
                      'scalars': {summaries.console_name(t): t for t in
@@ -30,6 +32,7 @@ class ProgressHook(tf.train.SessionRunHook):
     self._last_step = last_step
     self._images_per_step = images_per_step
     self._every_n = max(1, every_n)
+    self._clock = clock
 
   def begin(self):
     self._last_time = None
@@ -51,7 +54,7 @@ class ProgressHook(tf.train.SessionRunHook):
   def after_run(self, run_context, run_values):
     step = run_values.results['step']
     self.last_completed_step = step
-    now = time.time()
+    now = self._clock()
     if self._last_time is None:
       self._last_time, self._last_logged_step = now, step
       return
@@ -61,20 +64,19 @@ class ProgressHook(tf.train.SessionRunHook):
     steps = max(1, step - self._last_logged_step)
     seconds_per_step = (now - self._last_time) / steps
     self._last_time, self._last_logged_step = now, step
+    self._log(step, values, seconds_per_step)
+
+  def _log(self, step, values, seconds_per_step):
+    """Logs the progress line of `step` from its fetched `values`."""
     terms = ' '.join('%s=%.4f' % (name, value) for name, value in
                      sorted(values['scalars'].items()))
-    eta = seconds_per_step * max(0, self._last_step - step)
-    logging.info(
-        'step %d/%d  total_loss=%.4f  %s  lr=%.6g  %.2f s/step  %.2f images/s  '
-        'ETA %s', step, self._last_step, values['total_loss'], terms,
-        values['learning_rate'], seconds_per_step,
-        self._images_per_step / seconds_per_step, _format_seconds(eta))
-
-
-def _format_seconds(seconds):
-  minutes, seconds = divmod(int(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return '%d:%02d:%02d' % (hours, minutes, seconds)
+    progress.log_progress(
+        'step', step, self._last_step, fields=[
+            'total_loss=%.4f' % values['total_loss'], terms,
+            'lr=%.6g' % values['learning_rate'],
+            '%.2f s/step' % seconds_per_step,
+            '%.2f images/s' % (self._images_per_step / seconds_per_step)],
+        eta_seconds=seconds_per_step * max(0, self._last_step - step))
 
 
 class FiniteStateCheck(tf.train.CheckpointSaverListener):

@@ -14,6 +14,7 @@ import socket
 
 from absl import logging
 
+from core.eval import checkpoints
 from deeplab.tf_compat import tf
 from utils.errors import InputError
 
@@ -126,15 +127,16 @@ def remove_orphans(logdir):
 
 
 def checkpoint_step(logdir):
-  """(prefix, global step) of the latest checkpoint in logdir, or None."""
+  """(prefix, global step) of the latest checkpoint in logdir, or None (no
+  checkpoint, an unreadable one, or one without a step)."""
   prefix = tf.train.latest_checkpoint(logdir) if logdir else None
   if prefix is None:
     return None
   try:
-    reader = tf.train.load_checkpoint(prefix)
-    return prefix, int(reader.get_tensor('global_step'))
+    step = checkpoints.checkpoint_global_step(prefix)
   except (tf.errors.OpError, ValueError):
     return None
+  return None if step is None else (prefix, step)
 
 
 class LogdirGuard(object):
@@ -162,6 +164,10 @@ class LogdirGuard(object):
     if not os.path.isdir(self.logdir):
       try:
         os.makedirs(self.logdir)
+      except FileExistsError:
+        # makedirs' own words would be "cannot be created (File exists)".
+        raise InputError('--train_logdir %s exists and is not a directory.'
+                         % self.logdir) from None
       except OSError as error:
         raise InputError('--train_logdir %s cannot be created (%s).' %
                          (self.logdir, error.strerror)) from None

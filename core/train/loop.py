@@ -1,10 +1,10 @@
 """The training loop shared by train_sup.py, train_wss.py and pretrain.py.
 
-`train` builds the training graph from a DeploymentConfig (clones, per-clone
-losses, gradient sums and the train op: core/train/model_deploy.py,
-docs/DESIGN.md §Deployment) and runs it with `run_loop`. Everything it needs
-comes in as `TrainOptions`; nothing here reads a flag (core/flags/train_flags.py
-builds the options from them).
+`train` builds the training graph from a DeploymentConfig with `build_graph`
+(clones, per-clone losses, gradient sums and the train op:
+core/train/model_deploy.py, docs/DESIGN.md §Deployment) and runs it with
+`run_loop`. Everything it needs comes in as `TrainOptions`; nothing here reads
+a flag (core/flags/train_flags.py builds the options from them).
 
 The train_logdir is guarded (core/train/logdir_guard.py): one run at a time,
 files left by a killed run removed, a run that fails on bad input before its
@@ -81,6 +81,32 @@ def initial_checkpoint_init_fn(train_logdir, tf_initial_checkpoint,
       excluded_scopes=[feature_extractor.LOGITS_END_POINT[model_variant]])
 
 
+def build_graph(config, options, build_clone_fn):
+  """Builds the training graph in the default graph: global step, clones,
+  learning rate, optimizer, train op and the loss summaries.
+
+  Args:
+    config: DeploymentConfig.
+    options: TrainOptions (the seed, the optimisation and last-layer fields).
+    build_clone_fn: as for `train`.
+
+  Returns:
+    (model_deploy.TrainOp, the learning-rate tensor).
+  """
+  tf.set_random_seed(options.seed)
+  global_step = model_deploy.create_global_step(config)
+  clones = model_deploy.create_clones(config, build_clone_fn)
+  with tf.device(config.optimizer_device()):
+    learning_rate, optimizer = optimization.learning_rate_and_optimizer(
+        options.optimization, options.training_number_of_steps)
+    gradient_multipliers = train_utils.get_model_gradient_multipliers(
+        last_layer_scopes(options), options.last_layer_gradient_multiplier)
+    train_op = model_deploy.build_train_op(config, clones, optimizer,
+                                           global_step, gradient_multipliers)
+  summaries.add_loss_summaries(clones, train_op.total_loss, learning_rate)
+  return train_op, learning_rate
+
+
 def train(config, options, build_clone_fn, images_per_step, datasets=()):
   """Builds the training graph in the default graph and runs the loop.
 
@@ -104,17 +130,7 @@ def train(config, options, build_clone_fn, images_per_step, datasets=()):
     return
   with logdir_guard.LogdirGuard(options.train_logdir,
                                 config.is_chief) as guard:
-    tf.set_random_seed(options.seed)
-    global_step = model_deploy.create_global_step(config)
-    clones = model_deploy.create_clones(config, build_clone_fn)
-    with tf.device(config.optimizer_device()):
-      learning_rate, optimizer = optimization.learning_rate_and_optimizer(
-          options.optimization, options.training_number_of_steps)
-      gradient_multipliers = train_utils.get_model_gradient_multipliers(
-          last_layer_scopes(options), options.last_layer_gradient_multiplier)
-      train_op = model_deploy.build_train_op(config, clones, optimizer,
-                                             global_step, gradient_multipliers)
-    summaries.add_loss_summaries(clones, train_op.total_loss, learning_rate)
+    train_op, learning_rate = build_graph(config, options, build_clone_fn)
     init_fn = initial_checkpoint_init_fn(
         options.train_logdir, options.tf_initial_checkpoint,
         options.initialize_last_layer, last_layer_scopes(options),
@@ -144,8 +160,14 @@ def _session_config():
 
 
 def _wait_for_startup_delay(session, global_step, target):
-  """Waits until global_step >= target (non-chief task k: k x the delay)."""
-  while session.run(global_step) < target:
+  """Waits until global_step >= target (non-chief task k: k x the delay).
+
+  The step is read past the hooks: the ProgressHook fetches the train op's
+  step with every run, and that read depends on the update, so a
+  `session.run(global_step)` trained one step per poll.
+  """
+  read_step = lambda step_context: step_context.session.run(global_step)
+  while session.run_step_fn(read_step) < target:
     time.sleep(1.0)
 
 
@@ -157,6 +179,69 @@ class _TrainedHook(tf.train.SessionRunHook):
 
   def after_run(self, run_context, run_values):
     self._guard.trained = True
+
+
+# Seconds between a non-chief worker's checks that the chief has initialised
+# or restored the model. MonitoredTrainingSession gives a non-chief a
+# tf.train.WorkerSessionCreator, whose SessionManager keeps the default
+# recovery_wait_secs=30 with no argument to change it: a worker that checked
+# once before the chief was ready sat idle for up to 30 s. A check is one
+# small run (report_uninitialized_variables on the parameter servers).
+_WORKER_POLL_SECS = 1
+# How long a non-chief waits for the chief before DeadlineExceededError:
+# MonitoredTrainingSession's max_wait_secs default.
+_WORKER_MAX_WAIT_SECS = 7200
+
+
+class _WorkerSessionCreator(tf.train.SessionCreator):
+  """tf.train.WorkerSessionCreator with _WORKER_POLL_SECS between checks:
+  the same public SessionManager, given the scaffold's ops as TensorFlow's
+  creator gives them, and a recovery_wait_secs."""
+
+  def __init__(self, scaffold, master, config):
+    self._scaffold = scaffold
+    self._master = master
+    self._config = config
+
+  def create_session(self):
+    self._scaffold.finalize()
+    manager = tf.train.SessionManager(
+        local_init_op=self._scaffold.local_init_op,
+        local_init_feed_dict=self._scaffold.local_init_feed_dict,
+        ready_op=self._scaffold.ready_op,
+        ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
+        graph=tf.get_default_graph(),
+        recovery_wait_secs=_WORKER_POLL_SECS)
+    return manager.wait_for_session(self._master, config=self._config,
+                                    max_wait_secs=_WORKER_MAX_WAIT_SECS)
+
+
+def _monitored_session(config, logdir, scaffold, hooks, chief_hooks,
+                       session_config):
+  """The MonitoredSession of this task: MonitoredTrainingSession's for the
+  chief (restores or initialises, runs `chief_hooks` too); for another worker
+  the MonitoredSession that MonitoredTrainingSession would build, with the
+  shorter wait for the chief of _WorkerSessionCreator."""
+  # The chief's sync-replicas queue runner waits for gradients no worker
+  # sends after the last step; closing the session cancels it.
+  grace_secs = 5 if config.sync_replicas else 120
+  if not config.is_chief:
+    return tf.train.MonitoredSession(
+        session_creator=_WorkerSessionCreator(scaffold, config.master,
+                                              session_config),
+        hooks=hooks, stop_grace_period_secs=grace_secs)
+  return tf.train.MonitoredTrainingSession(
+      master=config.master,
+      is_chief=True,
+      checkpoint_dir=logdir,
+      scaffold=scaffold,
+      hooks=hooks,
+      chief_only_hooks=chief_hooks,
+      save_checkpoint_secs=None,
+      save_summaries_secs=None,
+      log_step_count_steps=0,
+      stop_grace_period_secs=grace_secs,
+      config=session_config)
 
 
 def _save_now(session, saver, global_step, finite_check, logdir):
@@ -258,20 +343,9 @@ def run_loop(config, options, train_op, learning_rate, images_per_step,
   session_config.device_filters.extend(config.device_filters())
   try:
     # SIGTERM (Slurm, Kubernetes) winds down as Ctrl-C does below.
-    with sigterm_like_ctrl_c(), tf.train.MonitoredTrainingSession(
-        master=config.master,
-        is_chief=config.is_chief,
-        checkpoint_dir=logdir,
-        scaffold=scaffold,
-        hooks=all_hooks,
-        chief_only_hooks=chief_hooks,
-        save_checkpoint_secs=None,
-        save_summaries_secs=None,
-        log_step_count_steps=0,
-        # The chief's sync-replicas queue runner waits for gradients no
-        # worker sends after the last step; closing the session cancels it.
-        stop_grace_period_secs=5 if config.sync_replicas else 120,
-        config=session_config) as session:
+    with sigterm_like_ctrl_c(), _monitored_session(
+        config, logdir, scaffold, all_hooks, chief_hooks,
+        session_config) as session:
       # Synchronous replicas start together: the chief alone cannot advance.
       if not config.is_chief and not config.sync_replicas:
         # A short run may end before task k's delay: then it starts at the

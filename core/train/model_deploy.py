@@ -198,8 +198,8 @@ def optimize_clones(clones, optimizer, num_accumulation_steps=1):
       clones_grads_and_vars.append(
           optimizer.compute_gradients(loss, var_list=variables))
   if regularization_losses:
-    tf.summary.scalar('losses/regularization_loss',
-                      tf.add_n(regularization_losses))
+    monitoring.add_summary('scalar', 'losses/regularization_loss',
+                           tf.add_n(regularization_losses))
   total_loss = tf.add_n(clone_losses, name='total_loss')
   return total_loss, _sum_gradients(clones_grads_and_vars)
 
@@ -263,6 +263,41 @@ def _accumulate(grads_and_vars, total_loss, first_step_ops, num_steps):
   return summed, update_loss, micro_steps, reset
 
 
+def _sync_replicas(optimizer, config):
+  """SyncReplicasOptimizer over the workers, and its session hook, such that
+  every update averages exactly one gradient of each worker.
+
+  A worker's run applies its gradient to the accumulators, then takes a
+  token from a queue on the parameter server; the chief adds one token per
+  worker after each update (SyncReplicasOptimizer.apply_gradients). Neither
+  the accumulators nor the queue know which worker a gradient or token is
+  for: any `replicas_to_aggregate` fresh gradients make an update. The hook's
+  default puts `replicas_to_aggregate` more tokens in the queue at the start
+  (get_init_tokens_op with num_tokens=-1), a surplus that stays for the whole
+  run: a worker can take a spare token and send a second gradient before
+  another worker sent its first, so one worker may fill every slot of an
+  update (the other's late gradient is then dropped as stale). The chief is
+  the late one at the start: MonitoredTrainingSession runs its chief-only
+  hooks (the first checkpoint, the graph) before this hook, while the other
+  workers start once the variables are initialised. At the end the worker
+  that filled the slots may also take the last update's tokens with extra
+  runs and leave, and the chief then waits for a token nobody adds (issue
+  22: worker 1 logged every step twice, the chief none).
+
+  Without the surplus (num_tokens=0, allowed when total_num_replicas ==
+  replicas_to_aggregate) a worker that sent its gradient holds no token, so it
+  waits in the dequeue until the update that needs every worker's gradient
+  is applied; its tokens then release every waiting worker, one token each.
+  Each update is one gradient per worker, and all workers see the last step
+  together and stop together.
+  """
+  optimizer = tf.train.SyncReplicasOptimizer(
+      optimizer, replicas_to_aggregate=config.num_replicas,
+      total_num_replicas=config.num_replicas)
+  return optimizer, optimizer.make_session_run_hook(config.is_chief,
+                                                    num_tokens=0)
+
+
 def build_train_op(config, clones, optimizer, global_step,
                    gradient_multipliers=None):
   """One update: gradient step + clone-0 BN updates + monitoring updates.
@@ -294,10 +329,8 @@ def build_train_op(config, clones, optimizer, global_step,
                                                         gradient_multipliers)
   hooks = []
   if config.sync_replicas:
-    optimizer = tf.train.SyncReplicasOptimizer(
-        optimizer, replicas_to_aggregate=config.num_replicas,
-        total_num_replicas=config.num_replicas)
-    hooks.append(optimizer.make_session_run_hook(config.is_chief))
+    optimizer, hook = _sync_replicas(optimizer, config)
+    hooks.append(hook)
   grad_updates = optimizer.apply_gradients(grads_and_vars,
                                            global_step=global_step)
   update_ops.append(grad_updates)

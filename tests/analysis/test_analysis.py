@@ -1,20 +1,30 @@
 """analyze.py and its library: reliability statistics, event curves, the
-results table, the figures, and one end-to-end run on two tiny runs."""
+results table, the figures, and one end-to-end run on two tiny runs.
+
+The end-to-end run of analyze.py as users run it starts with the first test
+(with a run given a bad logdir, checked there) and works while the library
+tests run; the last test checks it, then reruns analyze.py's main in this
+process on the same output folder (the cache).
+"""
 import json
+import logging
 import os
 import re
 
 import numpy as np
 import pytest
 
+from conftest import import_script
 from conftest import pseudoseg_options
-from conftest import run_script
+from conftest import run_main
+from conftest import start_script
 from core.analysis import cache
 from core.analysis import event_files
 from core.analysis import fetches
 from core.analysis import passes
 from core.analysis import results_table
 from core.analysis import scores
+from core.eval import results_io
 from core.method import calibration
 from core.method import pseudoseg
 from deeplab import common
@@ -22,6 +32,8 @@ from deeplab import model
 from deeplab.tf_compat import tf
 from utils import plots
 from utils.errors import InputError
+
+analyze = import_script('analyze')
 
 NUM_CLASSES = 9  # synthetic: background + 8
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -41,12 +53,24 @@ _PROBS = np.array([[[
 _LABELS = np.array([[[0, 2, 1], [255, 3, 1]]], np.int32)
 
 
+# The first test: it starts analyze.py's runs (script_runs, at the end of the
+# file); the end-to-end one works while the library tests below run.
+@pytest.mark.e2e
+def test_bad_logdirs_exit_2(script_runs):
+  root, run = script_runs['absent_logdir']
+  process = run.result()
+  assert process.returncode == 2
+  assert process.stderr.strip().splitlines()[-1].startswith(
+      'error: --sup_logdir %s is not a directory' % (root / 'absent'))
+  assert not os.path.exists(str(script_runs['absent_logdir_output']))
+
+
 @pytest.fixture(scope='module')
 def statistics():
   with tf.Graph().as_default(), tf.Session() as sess:
     stats, ece = sess.run([
-        scores.reliability_statistics(tf.constant(_PROBS),
-                                      tf.constant(_LABELS), 255),
+        calibration.reliability_statistics(tf.constant(_PROBS),
+                                           tf.constant(_LABELS), 255),
         calibration.expected_calibration_error(tf.constant(_PROBS),
                                                tf.constant(_LABELS))])
   return stats, ece
@@ -54,23 +78,23 @@ def statistics():
 
 def test_reliability_statistics_match_hand_computation(statistics):
   stats, _ = statistics
-  expected = np.zeros([3, scores.NUM_BINS])
+  expected = np.zeros([3, calibration.NUM_BINS])
   expected[:, 7] = [3, 1.5, 2]    # pixels 1, 5, 6
   expected[:, 11] = [1, 0.75, 0]  # pixel 2
   expected[:, 14] = [1, 1.0, 1]   # pixel 3
   np.testing.assert_allclose(stats, expected)
   # (|2 - 1.5| + |0 - 0.75| + |1 - 1|) / 5 pixels.
-  assert scores.expected_calibration_error(stats) == pytest.approx(0.25)
+  assert calibration.ece_of_statistics(stats) == pytest.approx(0.25)
 
 
 def test_ece_agrees_with_the_training_summary(statistics):
   stats, training_ece = statistics
-  assert scores.expected_calibration_error(stats) == pytest.approx(
+  assert calibration.ece_of_statistics(stats) == pytest.approx(
       training_ece, abs=1e-6)
   record = scores.reliability_record(stats)
   assert record['count'][7] == 3 and record['ece'] == pytest.approx(0.25)
   np.testing.assert_allclose(scores.statistics_from_record(record), stats)
-  assert scores.expected_calibration_error(np.zeros([3, 15])) is None
+  assert scores.reliability_record(np.zeros([3, 15]))['ece'] is None
 
 
 # An SGC that predicts classes 1, 2, 1 / (3, ignored), 0, 1 with 0.7.
@@ -152,13 +176,34 @@ def test_select_evenly_keeps_first_and_last():
   assert passes.select_evenly(checkpoints, 1) == [checkpoints[-1]]
 
 
+def test_progress_lines_estimate_the_time_left_per_run(caplog):
+  now = [0.]
+  progress = passes.Progress({'baseline': 2, 'pseudoseg': 2}, 4,
+                             clock=lambda: now[0])
+  with caplog.at_level('INFO'):
+    progress.done('baseline', 1, 'a', cached=True)  # nothing measured yet
+    progress.start()
+    now[0] = 10.
+    progress.done('baseline', 2, 'b')  # 2 left at the overall mean, 10 s
+    progress.start()
+    now[0] = 40.
+    progress.done('pseudoseg', 1, 'c')  # 1 left at pseudoseg's mean, 30 s
+    progress.start()
+    now[0] = 70.
+    progress.done('pseudoseg', 2, 'd')
+  assert [r.getMessage() for r in caplog.records
+          if r.getMessage().startswith('analysis ')] == [
+      'analysis 1/4 checkpoints  baseline step 1: a  cached  ETA ?',
+      'analysis 2/4 checkpoints  baseline step 2: b  10.0 s  ETA 0:00:20',
+      'analysis 3/4 checkpoints  pseudoseg step 1: c  30.0 s  ETA 0:00:30',
+      'analysis 4/4 checkpoints  pseudoseg step 2: d  30.0 s  ETA 0:00:00']
+
+
 def _write_events(logdir, values_by_step):
   """One event file of scalar summaries {step: {tag: value}}."""
   writer = tf.summary.FileWriter(str(logdir))
   for step, values in values_by_step.items():
-    writer.add_summary(tf.Summary(value=[
-        tf.Summary.Value(tag=tag, simple_value=value)
-        for tag, value in values.items()]), step)
+    results_io.write_scalar_summaries(writer, values, step)
   writer.close()
 
 
@@ -549,13 +594,39 @@ def two_runs(tmp_path_factory):
   return root, sup, wss
 
 
-def _analyze(synthetic_dir, sup, wss, output, *extra):
-  return run_script('analyze.py', *MODEL_FLAGS,
-                    '--dataset_dir=%s' % synthetic_dir,
-                    '--eval_crop_size=113,113', '--eval_batch_size=2',
-                    '--train_split=16_clean_3', '--sup_logdir=%s' % sup,
-                    '--wss_logdir=%s' % wss, '--output_dir=%s' % output,
-                    *extra, timeout=600)
+def _analyze_args(synthetic_dir, sup, wss, output, *extra):
+  return [*MODEL_FLAGS, '--dataset_dir=%s' % synthetic_dir,
+          '--eval_crop_size=113,113', '--eval_batch_size=2',
+          '--train_split=16_clean_3', '--sup_logdir=%s' % sup,
+          '--wss_logdir=%s' % wss, '--output_dir=%s' % output, *extra]
+
+
+@pytest.fixture(scope='module')
+def script_runs(two_runs, synthetic_dir, tmp_path_factory):
+  """analyze.py as users run it, two runs started together, each (folder,
+  StartedProcess); result() waits:
+  'end_to_end': the two runs into <root>/out, the PseudoSeg checkpoints
+  analysed once more as a weakly run, with a committed full-label result
+  <root>/upper.json;
+  'absent_logdir': --sup_logdir <root>/absent, output
+  'absent_logdir_output'."""
+  root, sup, wss = two_runs
+  upper = _upper_bound_json(root / 'upper.json', miou_mean=0.75,
+                            miou_std=0.01, seeds=[0, 1], steps=2,
+                            setting='e2e')
+  absent_output = tmp_path_factory.mktemp('analysis_bad') / 'out'
+  runs = {
+      'end_to_end': (root, start_script('analyze.py', *_analyze_args(
+          synthetic_dir, sup, wss, str(root / 'out'),
+          '--num_overlay_images=3', '--upper_bound_json=%s' % upper,
+          '--setting=e2e', '--weakly_logdir=%s' % wss), timeout=600)),
+      'absent_logdir': (root, start_script('analyze.py', *_analyze_args(
+          synthetic_dir, str(root / 'absent'), wss, str(absent_output)),
+                                           timeout=600)),
+  }
+  yield dict(runs, absent_logdir_output=absent_output, upper=upper)
+  for name in ('end_to_end', 'absent_logdir'):
+    runs[name][1].stop()
 
 
 def _load_record(output, run, step):
@@ -563,20 +634,20 @@ def _load_record(output, run, step):
     return json.load(f)
 
 
+# The last test: the end-to-end run started with the first one.
 @pytest.mark.e2e
-def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
+def test_analyze_end_to_end_and_cache(two_runs, script_runs, synthetic_dir,
+                                      capsys, caplog):
   root, sup, wss = two_runs
   output = str(root / 'out')
-  upper = _upper_bound_json(root / 'upper.json', miou_mean=0.75,
-                            miou_std=0.01, seeds=[0, 1], steps=2,
-                            setting='e2e')
+  upper = script_runs['upper']
   # The PseudoSeg checkpoints, analysed once more as a weakly run.
-  process = _analyze(synthetic_dir, sup, wss, output,
-                     '--num_overlay_images=3', '--upper_bound_json=%s' % upper,
-                     '--setting=e2e', '--weakly_logdir=%s' % wss)
+  process = script_runs['end_to_end'][1].result()
   assert process.returncode == 0, process.stderr[-3000:]
-  progress = re.findall(r'^analysis (\d)/6 +(\w+) step (\d)', process.stdout,
-                        re.M)
+  # The progress lines are logged (stderr): `...] analysis 1/6 checkpoints
+  # baseline step 1: ...`.
+  progress = re.findall(r'\] analysis (\d)/6 checkpoints  (\w+) step (\d)',
+                        process.stderr)
   assert progress == [('1', 'baseline', '1'), ('2', 'baseline', '2'),
                       ('3', 'pseudoseg', '1'), ('4', 'pseudoseg', '2'),
                       ('5', 'pseudoseg_weakly', '1'),
@@ -621,26 +692,22 @@ def test_analyze_end_to_end_and_cache(two_runs, synthetic_dir):
   assert len(results['rows']) == 4
   assert results['per_class_iou']['class_names'][-1] == 'hexagon'
   # A rerun reuses every cached checkpoint; a measured full-label run (here
-  # the baseline's checkpoints) replaces the committed row.
-  rerun = _analyze(synthetic_dir, sup, wss, output, '--num_overlay_images=0',
-                   '--upper_bound_json=%s' % upper, '--setting=e2e',
-                   '--full_logdir=%s' % sup)
-  assert rerun.returncode == 0, rerun.stderr[-3000:]
-  assert rerun.stdout.count('(cached') == 4
-  assert re.findall(r'^analysis \d/6 +full_label step (\d)', rerun.stdout,
-                    re.M) == ['1', '2']
-  assert 'pseudoseg_weakly' not in rerun.stdout
+  # the baseline's checkpoints) replaces the committed row. (analyze.py's
+  # main in this process: its progress lines are log records, its tables
+  # stdout.)
+  caplog.set_level(logging.INFO)
+  capsys.readouterr()
+  assert run_main(analyze, *_analyze_args(
+      synthetic_dir, sup, wss, output, '--num_overlay_images=0',
+      '--upper_bound_json=%s' % upper, '--setting=e2e',
+      '--full_logdir=%s' % sup)) == 0
+  rerun_stdout = capsys.readouterr().out
+  logged = '\n'.join(record.getMessage() for record in caplog.records)
+  assert len(re.findall(r'^analysis \d/\d checkpoints  .*  cached  ETA ',
+                        logged, re.M)) == 4
+  assert re.findall(r'^analysis \d/6 checkpoints  full_label step (\d)',
+                    logged, re.M) == ['1', '2']
+  assert 'pseudoseg_weakly' not in rerun_stdout
   assert '- Full-label baseline: measured in this run (%s)' % sup in (
-      rerun.stdout)
-  assert 'committed benchmark' not in rerun.stdout
-
-
-@pytest.mark.e2e
-def test_bad_logdirs_exit_2(two_runs, synthetic_dir, tmp_path):
-  root, sup, wss = two_runs
-  process = _analyze(synthetic_dir, str(root / 'absent'), wss,
-                     str(tmp_path / 'out'))
-  assert process.returncode == 2
-  assert process.stderr.strip().splitlines()[-1].startswith(
-      'error: --sup_logdir %s is not a directory' % (root / 'absent'))
-  assert not os.path.exists(str(tmp_path / 'out'))
+      rerun_stdout)
+  assert 'committed benchmark' not in rerun_stdout

@@ -1,5 +1,5 @@
 """Tests of the evaluation helpers: core/eval/metrics.py, checkpoints.py,
-results_io.py, flag_checks.py, progress.py and prediction_files.py."""
+results_io.py, flag_checks.py and prediction_files.py."""
 import itertools
 import json
 import logging
@@ -12,7 +12,6 @@ import pytest
 from core.eval import checkpoints
 from core.eval import metrics
 from core.eval import prediction_files
-from core.eval import progress
 from core.eval import results_io
 from core.flags import flag_checks
 from deeplab.tf_compat import tf
@@ -161,11 +160,26 @@ def test_resolve_checkpoint_directory_prefix_and_files(tmp_path):
 
 
 def test_checkpoint_global_step(tmp_path):
+  # The variable wins over the name (saved as model.ckpt-3 at step 1003).
   with_step = _save_checkpoint(str(tmp_path / 'a'), 3, {'a': np.float32(1)},
                                with_global_step=True)
+  assert with_step.endswith('model.ckpt-3')
   assert checkpoints.checkpoint_global_step(with_step) == 1003
   without = _save_checkpoint(str(tmp_path / 'b'), 9, {'a': np.float32(1)})
   assert checkpoints.checkpoint_global_step(without) == 9
+
+
+def test_snapshot_global_step_is_read_from_memory(tmp_path):
+  path = _save_checkpoint(str(tmp_path), 3, {'a': np.float32(1)},
+                          with_global_step=True)
+  snapshot = checkpoints.snapshot_checkpoint(path)
+  assert snapshot.global_step == 1003
+  for name in os.listdir(str(tmp_path)):  # training rotated it away
+    os.remove(os.path.join(str(tmp_path), name))
+  assert checkpoints.checkpoint_global_step(path, snapshot.values) == 1003
+  assert checkpoints.checkpoint_global_step(
+      os.path.join(str(tmp_path), 'model.ckpt-8'), {'a': 1.0}) == 8
+  assert checkpoints.checkpoint_global_step('converted', {}) is None
 
 
 def test_restore_skips_missing_variables_with_a_warning(tmp_path, caplog):
@@ -297,17 +311,6 @@ def test_optional_crop_size_and_output_dir(tmp_path):
   (tmp_path / 'file').write_text('x')
   with pytest.raises(InputError, match='--out .*file exists and is not a dir'):
     flag_checks.check_output_dir(str(tmp_path / 'file'), 'out')
-
-
-def test_progress_logger_logs_every_n_images_and_at_the_end(caplog):
-  logger = progress.ProgressLogger(total=9, every=3)
-  with caplog.at_level(logging.INFO):
-    for count in (1, 1, 2, 1, 2):
-      logger.add(count)
-    logger.finish()
-  lines = [r.getMessage().split(' (')[0] for r in caplog.records]
-  assert lines == ['4/9 images', '7/9 images', 'Done: 7/9 images']
-  assert logger.done == 7
 
 
 def test_output_name_is_a_decoded_basename():

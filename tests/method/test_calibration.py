@@ -1,4 +1,5 @@
-"""Tests of core/method/calibration.py on a hand-computed example."""
+"""Tests of core/method/calibration.py, the one ECE binning rule, on
+hand-computed examples."""
 import numpy as np
 import pytest
 
@@ -35,3 +36,38 @@ def test_ece_perfectly_calibrated_and_empty():
   assert _ece(probs, np.array([[[0, 1]]])) == pytest.approx(0., abs=1e-7)
   assert _ece(probs, np.array([[[1, 0]]])) == pytest.approx(1., rel=1e-6)
   assert _ece(probs, np.full([1, 1, 2], 255)) == 0.
+
+
+def test_confidence_bins_are_right_closed_and_ignore_the_ignore_label():
+  # Confidences 0.5, 0.75, 1.0, 0.0 (all classes 0) and one ignored pixel;
+  # 4 bins (0, .25], (.25, .5], (.5, .75], (.75, 1], 0 in the first.
+  probs = np.array([[[[.5, .5], [.25, .75], [1., 0.], [0., 0.], [.6, .4]]]],
+                   np.float32)
+  labels = np.array([[[0, 0, 0, 1, 255]]], np.int32)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    confidence, correct, bins = sess.run(calibration.confidence_bins(
+        tf.constant(probs), tf.constant(labels), 255, 4))
+  np.testing.assert_array_equal(confidence, [.5, .75, 1., 0.])
+  np.testing.assert_array_equal(correct, [1., 0., 1., 0.])  # argmax 0, 1, 0, 0
+  np.testing.assert_array_equal(bins, [1, 2, 3, 0])
+
+
+def test_ece_of_summed_statistics_is_the_batch_ece():
+  with tf.Graph().as_default(), tf.Session() as sess:
+    statistics, batch_ece = sess.run([
+        calibration.reliability_statistics(
+            tf.constant(PROBS), tf.constant(LABELS), 255, num_bins=5),
+        calibration.expected_calibration_error(
+            tf.constant(PROBS), tf.constant(LABELS), num_bins=5)])
+  # Bins of 0.55 | 0.75 x, 0.65, 0.75 x | 0.95 (test_ece_hand_example).
+  np.testing.assert_allclose(statistics, [[0, 0, 1, 3, 1],
+                                          [0, 0, .55, 2.15, .95],
+                                          [0, 0, 1, 1, 1]], rtol=1e-6)
+  expected = (0.45 + 1.15 + 0.05) / 5.
+  assert calibration.ece_of_statistics(statistics) == pytest.approx(
+      expected, rel=1e-6)
+  assert batch_ece == pytest.approx(expected, rel=1e-5)
+  # Two copies of the batch: the same pixels twice, the same ECE.
+  assert calibration.ece_of_statistics(2 * statistics) == pytest.approx(
+      expected, rel=1e-6)
+  assert calibration.ece_of_statistics(np.zeros([3, 5])) is None

@@ -1,21 +1,27 @@
 """The wiring that makes train_wss.py PseudoSeg, checked on one in-process graph.
 
 Two clones of the light model (mobilenet_v2, crop 33, 2 + 2 images per clone)
-are built exactly as train_wss.py builds them; the tests read the graph's
-batch-norm and dropout ops, loss and regularisation collections, and evaluate
-the losses on random inputs.
+are built exactly as train_wss.py builds them (the training loop's
+build_graph, train_wss's flag values); the tests read the graph's batch-norm
+and dropout ops, loss and regularisation collections and summaries, and
+evaluate the losses on random inputs.
 """
 import collections
 
 import numpy as np
 import pytest
+from absl.testing import flagsaver
 
 from conftest import pseudoseg_options
+from conftest import train_options
+from core.flags import train_flags
 from core.method import pseudo_label
 from core.method import pseudoseg
+from core.train import loop
 from core.train import model_deploy
 from deeplab import common
 from deeplab.tf_compat import tf
+from test_train_wss import TRAIN_WSS_SUMMARIES
 
 BATCH, SIZE, NUM_CLASSES = 2, 33, 6
 UNLABELED_WEIGHT = 3.0
@@ -53,8 +59,9 @@ Built = collections.namedtuple('Built', ['graph', 'train_op', 'fusions'])
 
 @pytest.fixture(scope='module')
 def two_clones():
-  """train_wss's graph with two clones on the CPU; every call of
-  fuse_probabilities is recorded as (args, kwargs, output)."""
+  """train_wss's graph with two clones on the CPU, built by the training
+  loop with train_wss's flag values (image summaries among them); every call
+  of fuse_probabilities is recorded as (args, kwargs, output)."""
   fusions = []
   real_fuse = pseudo_label.fuse_probabilities
 
@@ -64,9 +71,9 @@ def two_clones():
     return output
 
   graph = tf.Graph()
-  with pytest.MonkeyPatch.context() as patch, graph.as_default():
+  with pytest.MonkeyPatch.context() as patch, graph.as_default(), \
+      flagsaver.flagsaver(**train_flags.WSS_DEFAULTS):
     patch.setattr(pseudo_label, 'fuse_probabilities', recording_fuse)
-    tf.set_random_seed(0)
     config = model_deploy.DeploymentConfig(num_clones=2, clone_on_cpu=True)
     options = _options(unlabeled_weight=UNLABELED_WEIGHT)
 
@@ -75,11 +82,8 @@ def two_clones():
       pseudoseg.build_clone(labeled, unlabeled, options, NUM_CLASSES, 255,
                             monitor=index == 0)
 
-    global_step = model_deploy.create_global_step(config)
-    clones = model_deploy.create_clones(config, build_clone)
-    optimizer = tf.train.MomentumOptimizer(0.01, 0.9)
-    train_op = model_deploy.build_train_op(config, clones, optimizer,
-                                            global_step)
+    train_op, _ = loop.build_graph(config, train_options('unused', 10),
+                                   build_clone)
   return Built(graph, train_op, fusions)
 
 
@@ -297,3 +301,28 @@ def test_logit_norm_is_one_scalar_over_both_branches_and_the_batch(
                                   axis=(0, 2)) + 1e-8)
   per_image = per_image[:, None, None, None]
   assert np.abs(fused - fuse(per_image, per_image)).max() > 1e-3
+
+
+_SUMMARY_KINDS = {'ScalarSummary': 'scalar', 'HistogramSummary': 'histogram',
+                  'ImageSummary': 'image'}
+
+
+def _summaries(graph):
+  """(kind, tag) of every summary op the training loop's writer merges."""
+  found = []
+  for summary in graph.get_collection(tf.GraphKeys.SUMMARIES):
+    tag = np.asarray(tf.get_static_value(summary.op.inputs[0])).item()
+    found.append((_SUMMARY_KINDS[summary.op.type], tag.decode('utf-8')))
+  return found
+
+
+def test_summary_tags_are_exactly_those_of_train_wss(two_clones):
+  """Exact tags: `sanity_check/acc_seg_1` or a second `total_loss` fails."""
+  found = _summaries(two_clones.graph)
+  with two_clones.graph.as_default():
+    variables = {v.op.name for v in tf.global_variables()
+                 if v.op.name != 'global_step' and
+                 not v.op.name.endswith('/Momentum')}
+  assert len(found) == len(set(found))
+  assert set(found) == TRAIN_WSS_SUMMARIES | {
+      ('histogram', name) for name in variables}

@@ -10,9 +10,12 @@ the result cropped back. The SavedModel, loaded with plain TensorFlow in a
 fresh process that cannot import this repository, must give the same class
 map (0 differing pixels) on an image that fits the crop and on one larger than
 it (reference crop = its own size).
+
+That process and predict.py run as users run it start together once the
+export exists; the in-process tests run meanwhile.
 """
 import os
-import subprocess
+import re
 import sys
 import textwrap
 
@@ -21,8 +24,10 @@ import pytest
 from absl.testing import flagsaver
 from PIL import Image
 
-import export_model
-import predict
+from conftest import import_script
+from conftest import script_flags
+from conftest import start_process
+from conftest import start_script
 from core.data import input_preprocess
 from core.data import preprocess_utils
 from core.eval import checkpoints
@@ -35,6 +40,9 @@ from deeplab import model
 from deeplab.tf_compat import tf
 from utils import get_dataset_colormap
 from utils.errors import InputError
+
+export_model = import_script('export_model')
+predict = import_script('predict')
 
 NUM_CLASSES = 9
 CROP = [65, 65]
@@ -140,7 +148,7 @@ def setup(tmp_path_factory, repo_root):
   checkpoint = _save_checkpoint(str(checkpoint_dir), images['a_small'])
   export_dir = root / 'exported'
   # The script's main with its flags, in this process (no second TF start-up).
-  with flagsaver.flagsaver(
+  with script_flags(export_model), flagsaver.flagsaver(
       checkpoint_dir=str(checkpoint_dir), export_dir=str(export_dir),
       dataset='synthetic', model_variant='mobilenet_v2', output_stride=16,
       export_crop_size=['65', '65'], eval_scales=SCALES,
@@ -151,12 +159,6 @@ def setup(tmp_path_factory, repo_root):
           'checkpoint_dir': str(checkpoint_dir), 'input_dir': str(input_dir),
           'export_dir': str(export_dir), 'images': images,
           'reference': reference}
-
-
-def _run(repo_root, script, *args):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  return subprocess.run([sys.executable, script] + list(args), cwd=repo_root,
-                        env=env, capture_output=True, text=True, timeout=600)
 
 
 # A fresh interpreter in isolated mode (-I: no script dir, PYTHONPATH or user
@@ -178,16 +180,37 @@ _LOAD_WITH_PLAIN_TF = textwrap.dedent('''
 ''')
 
 
-def test_saved_model_in_fresh_tf_process_matches_eval_prediction(setup,
-                                                                 tmp_path):
-  np.savez(tmp_path / 'inputs.npz', **setup['images'])
-  (tmp_path / 'load.py').write_text(_LOAD_WITH_PLAIN_TF)
+@pytest.fixture(scope='module')
+def processes(setup, tmp_path_factory):
+  """Started together once the export exists (StartedProcess; result()
+  waits): 'plain_tf', the SavedModel loaded by plain TensorFlow in a fresh
+  process on the good images, in folder 'plain_tf_dir'; 'predict', predict.py
+  on the SavedModel as users run it, writing to 'predict_output'."""
+  plain = tmp_path_factory.mktemp('plain_tf')
+  np.savez(plain / 'inputs.npz', **setup['images'])
+  (plain / 'load.py').write_text(_LOAD_WITH_PLAIN_TF)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   env.pop('PYTHONPATH', None)
-  result = subprocess.run(
-      [sys.executable, '-I', 'load.py', setup['export_dir'], 'inputs.npz',
-       'outputs.npz'], cwd=tmp_path, env=env, capture_output=True, text=True,
-      timeout=600)
+  output_dir = str(tmp_path_factory.mktemp('predict') / 'out')
+  started = {
+      'plain_tf': start_process(
+          [sys.executable, '-I', 'load.py', setup['export_dir'], 'inputs.npz',
+           'outputs.npz'], cwd=plain, env=env, timeout=600),
+      'predict': start_script(
+          'predict.py', '--saved_model_dir=%s' % setup['export_dir'],
+          '--input=%s' % setup['input_dir'], '--output_dir=%s' % output_dir,
+          timeout=600),
+  }
+  yield dict(started, plain_tf_dir=plain, predict_output=output_dir)
+  for name in ('plain_tf', 'predict'):
+    started[name].stop()
+
+
+# The first test: it starts both processes; predict.py's is checked last.
+def test_saved_model_in_fresh_tf_process_matches_eval_prediction(setup,
+                                                                 processes):
+  tmp_path = processes['plain_tf_dir']
+  result = processes['plain_tf'].result()
   assert result.returncode == 0, result.stderr[-3000:]
   outputs = np.load(tmp_path / 'outputs.npz')
   for name, image in setup['images'].items():
@@ -269,29 +292,11 @@ def _check_outputs(output_dir, name, image, expected_classes):
   assert overlay.shape == image.shape
 
 
-def test_predict_saved_model_skips_bad_file(setup, repo_root, tmp_path):
-  output_dir = str(tmp_path / 'out')
-  result = _run(repo_root, 'predict.py',
-                '--saved_model_dir=%s' % setup['export_dir'],
-                '--input=%s' % setup['input_dir'],
-                '--output_dir=%s' % output_dir)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'warning: skipping unreadable file' in result.stderr
-  assert BAD in result.stderr
-  assert 'predict: 3/3 images' in result.stderr
-  assert '1 unreadable files skipped' in result.stdout
-  for name, image in setup['images'].items():
-    _check_outputs(output_dir, name, image, setup['reference'][name][0])
-  for folder in os.listdir(output_dir):
-    assert sorted(os.listdir(os.path.join(output_dir, folder))) == [
-        'a_small.png', 'c_large.png']
-
-
 def test_predict_checkpoint_stops_at_bad_file(setup, tmp_path):
   # predict.py's main in this process (the exit code of an InputError is
   # run_reporting_errors' business): the checkpoint route, --on_bad_file=stop.
   output_dir = str(tmp_path / 'out')
-  with flagsaver.flagsaver(
+  with script_flags(predict), flagsaver.flagsaver(
       checkpoint_dir=setup['checkpoint_dir'],
       input=os.path.join(setup['input_dir'], '*'), output_dir=output_dir,
       dataset='synthetic', model_variant='mobilenet_v2', output_stride=16,
@@ -308,8 +313,25 @@ def test_predict_checkpoint_stops_at_bad_file(setup, tmp_path):
     assert os.listdir(os.path.join(output_dir, folder)) == ['a_small.png']
 
 
+def test_predict_saved_model_skips_bad_file(setup, processes):
+  """predict.py as users run it (started with the plain-TF process)."""
+  output_dir = processes['predict_output']
+  result = processes['predict'].result()
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.search(r'^W.*\] skipping unreadable file', result.stderr, re.M)
+  assert BAD in result.stderr
+  assert re.search(r'\] predict 3/3 images  [0-9.]+ images/s  ETA 0:00:00$',
+                   result.stderr, re.M)
+  assert '1 unreadable files skipped' in result.stdout
+  for name, image in setup['images'].items():
+    _check_outputs(output_dir, name, image, setup['reference'][name][0])
+  for folder in os.listdir(output_dir):
+    assert sorted(os.listdir(os.path.join(output_dir, folder))) == [
+        'a_small.png', 'c_large.png']
+
+
 # ----------------------------------------------------------------------------
-# Input listing, decoding and progress (no model).
+# Input listing and decoding (no model).
 
 
 def test_list_input_images_folder_glob_and_errors(tmp_path):
@@ -352,35 +374,3 @@ def test_read_image_converts_and_rejects_corrupt_files(tmp_path):
   for name in ['cut.png', 'text.png']:
     with pytest.raises(InputError, match='cannot read image .*' + name):
       input_files.read_image(str(tmp_path / name))
-
-
-class _Stream(object):
-
-  def __init__(self):
-    self.text = ''
-
-  def write(self, text):
-    self.text += text
-
-  def flush(self):
-    pass
-
-  def isatty(self):
-    return False
-
-
-def test_progress_line_reports_rate_and_eta():
-  now = [100.0]
-  stream = _Stream()
-  progress = input_files.ProgressLine(4, 'predict', stream=stream,
-                                      every_secs=10.0, clock=lambda: now[0])
-  now[0] = 103.0
-  progress.add()   # first update is always printed
-  now[0] = 104.0
-  progress.add()   # 1 s after the last line: not printed
-  progress.note('warning: x')
-  now[0] = 106.0
-  progress.add(2)  # the end is always printed
-  assert stream.text.splitlines() == [
-      'predict: 1/4 images, 3.00 s/image, ETA 0:09', 'warning: x',
-      'predict: 4/4 images, 1.50 s/image, ETA 0:00']

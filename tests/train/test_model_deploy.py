@@ -1,9 +1,13 @@
 """Clone deployment semantics of core/train/model_deploy.py on a tiny linear model."""
 import socket
+import threading
 
 import numpy as np
 import pytest
 
+from conftest import train_options
+from core.train import hooks
+from core.train import loop
 from core.train import model_deploy
 from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
@@ -115,6 +119,91 @@ def test_parameter_server_places_variables_on_ps_and_trains():
                                            is_chief=True) as session:
       losses = [session.run(train_tensor) for _ in range(20)]
     assert losses[-1] < losses[0]
+
+
+def _task_clone_fn(task):
+  """Worker `task`'s loss: entry `task` of shared weights (zeros at first),
+  so its gradient is the one-hot e_task."""
+
+  def build(unused_index):
+    weights = slim.model_variable('task_weights', shape=[2],
+                                  initializer=tf.zeros_initializer())
+    tf.losses.add_loss(tf.reduce_sum(weights * tf.one_hot(task, 2)))
+
+  return build
+
+
+class _SyncWorker(object):
+  """Worker `task` of 2 with --sync_replicas: its graph and its session on
+  `target` (create the chief's first: the other waits for its init)."""
+
+  def __init__(self, target, task):
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      config = model_deploy.DeploymentConfig(
+          num_clones=1, clone_on_cpu=True, task=task, num_replicas=2,
+          num_ps_tasks=1, sync_replicas=True)
+      global_step = model_deploy.create_global_step(config)
+      clones = model_deploy.create_clones(config, _task_clone_fn(task))
+      with tf.device(config.optimizer_device()):  # as the training loop
+        train_op = model_deploy.build_train_op(
+            config, clones, tf.train.GradientDescentOptimizer(0.5),
+            global_step)
+      self.train_tensor = train_op.train_tensor
+      self.state = [slim.get_model_variables()[0], global_step]
+      # A blocked run fails after a minute instead of hanging the suite.
+      session_config = tf.ConfigProto(
+          device_filters=config.device_filters(),
+          operation_timeout_in_ms=60000)
+      self.session = tf.train.MonitoredTrainingSession(
+          master=target, is_chief=config.is_chief, hooks=train_op.hooks,
+          config=session_config, stop_grace_period_secs=1)
+
+
+def _run_in_thread(worker):
+  """Starts worker's train run in a thread; returns (thread, outcomes)."""
+  outcomes = []
+
+  def run():
+    try:
+      outcomes.append(worker.session.run(worker.train_tensor))
+    except Exception as error:  # reported by the test, not lost
+      outcomes.append(error)
+
+  thread = threading.Thread(target=run, daemon=True)
+  thread.start()
+  return thread, outcomes
+
+
+def test_sync_update_holds_one_gradient_of_each_worker():
+  """build_train_op's SyncReplicasOptimizer, 1 ps + 2 workers in this
+  process: worker 1 alone cannot make an update (with the hook's default
+  surplus of tokens it filled both slots itself, issue 22), and the update
+  both make averages their gradients e_0 and e_1."""
+  cluster = tf.train.ClusterSpec({
+      'ps': ['127.0.0.1:%d' % _free_port()],
+      'worker': ['127.0.0.1:%d' % _free_port() for _ in range(2)]})
+  servers = [tf.train.Server(cluster, job_name='ps', task_index=0)] + [
+      tf.train.Server(cluster, job_name='worker', task_index=task)
+      for task in range(2)]
+  chief = _SyncWorker(servers[1].target, 0)
+  other = _SyncWorker(servers[2].target, 1)
+  try:
+    thread, outcomes = _run_in_thread(other)
+    thread.join(timeout=3)
+    assert thread.is_alive(), 'worker 1 updated alone: %s' % outcomes
+    weights, step = chief.session.run(chief.state)
+    np.testing.assert_array_equal(weights, [0, 0])
+    assert step == 0
+    assert chief.session.run(chief.train_tensor) == 0
+    thread.join(timeout=60)
+    assert outcomes == [0]
+    weights, step = chief.session.run(chief.state)
+    np.testing.assert_array_equal(weights, [-0.25, -0.25])
+    assert step == 1
+  finally:
+    other.session.close()
+    chief.session.close()
 
 
 def test_deployment_flags_are_checked():
@@ -268,8 +357,6 @@ def test_accumulation_counts_updates_and_restarts_its_sums():
 
 def test_training_loop_runs_micro_steps_and_counts_updates(tmp_path):
   """loop.train with 3 accumulation steps: 4 updates = 12 micro-steps."""
-  from conftest import train_options
-  from core.train import loop
 
   def build(index):
     del index
@@ -291,3 +378,20 @@ def test_training_loop_runs_micro_steps_and_counts_updates(tmp_path):
   assert reader.get_tensor('micro_step_runs') == 12
   # The accumulators are local: checkpoints keep the model's variable names.
   assert not [n for n in reader.get_variable_to_shape_map() if 'accum' in n]
+
+
+def test_waiting_for_the_startup_delay_trains_nothing(tmp_path):
+  """A non-chief task polls the global step until its delay is over; the
+  poll must not run the update (the ProgressHook's fetch depends on it)."""
+  with tf.Graph().as_default():
+    config = model_deploy.DeploymentConfig(num_clones=1, clone_on_cpu=True)
+    options = train_options(tmp_path, 10)
+    train_op, learning_rate = loop.build_graph(config, options,
+                                               _linear_clone_fn(1))
+    progress = hooks.ProgressHook(train_op, learning_rate, 10, 1, 1)
+    global_step = tf.train.get_global_step()
+    with tf.train.MonitoredSession(hooks=[progress]) as session:
+      for _ in range(3):
+        loop._wait_for_startup_delay(session, global_step, 0)
+      assert session.run_step_fn(
+          lambda step_context: step_context.session.run(global_step)) == 0
