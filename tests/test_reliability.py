@@ -1,4 +1,4 @@
-"""Reliability under faults and bad input (issue 11), checked in process.
+"""Reliability under faults and bad input, checked in process.
 
 Training runs here use `core.train.loop.train` on a tiny linear model (a second
 or two each), so the logdir machinery (lock, orphans, finite checkpoints,

@@ -281,8 +281,8 @@ def _sync_replicas(optimizer, config):
   hooks (the first checkpoint, the graph) before this hook, while the other
   workers start once the variables are initialised. At the end the worker
   that filled the slots may also take the last update's tokens with extra
-  runs and leave, and the chief then waits for a token nobody adds (issue
-  22: worker 1 logged every step twice, the chief none).
+  runs and leave, and the chief then waits for a token nobody adds (seen:
+  worker 1 logged every step twice, the chief none).
 
   Without the surplus (num_tokens=0, allowed when total_num_replicas ==
   replicas_to_aggregate) a worker that sent its gradient holds no token, so it

@@ -1,4 +1,4 @@
-"""export_model.py, predict.py and core/serving/inference.py (issue 14).
+"""export_model.py, predict.py and core/serving/inference.py.
 
 A tiny mobilenet_v2 checkpoint (9 synthetic classes, crop 65, random weights
 with a logits layer chosen so that the class map has several classes) is

@@ -178,7 +178,7 @@ def _run_in_thread(worker):
 def test_sync_update_holds_one_gradient_of_each_worker():
   """build_train_op's SyncReplicasOptimizer, 1 ps + 2 workers in this
   process: worker 1 alone cannot make an update (with the hook's default
-  surplus of tokens it filled both slots itself, issue 22), and the update
+  surplus of tokens it filled both slots itself), and the update
   both make averages their gradients e_0 and e_1."""
   cluster = tf.train.ClusterSpec({
       'ps': ['127.0.0.1:%d' % _free_port()],
