@@ -14,12 +14,9 @@
 # Writes $OUT/seed<k>/oracle_classes/ and prints one table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-DATA=${DATA:-work_dirs/synthetic}
 OUT=${OUT:-work_dirs/bench_gain_128}
 SPLIT=${SPLIT:-128_clean}
 SEEDS=${SEEDS:-0 1 2}
-export TF_CPP_MIN_LOG_LEVEL=2
 source bench/protocol.sh
 
 for seed in $SEEDS; do

@@ -15,14 +15,11 @@
 # wss or weakly run on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-DATA=${DATA:-work_dirs/synthetic}
 OUT=${OUT:-work_dirs/bench_gain}
 SPLIT=${SPLIT:-128_clean}
 SEEDS=${SEEDS:-0 1 2}
 RUNS=${RUNS:-sup wss weakly full}
 RESULTS=${RESULTS:-bench/results/pseudoseg_vs_baseline}
-export TF_CPP_MIN_LOG_LEVEL=2
 source bench/protocol.sh
 
 build_data

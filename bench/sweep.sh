@@ -16,10 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PLAN=${1:?usage: bash bench/sweep.sh PLAN [TABLE]}
 TABLE=${2:-bench/results/sweep.md}
-PY=${PY:-.venv/bin/python}
-DATA=${DATA:-work_dirs/synthetic}
 OUT=${OUT:-work_dirs/sweep}
-export TF_CPP_MIN_LOG_LEVEL=2
 [ -r "$PLAN" ] || { echo "sweep: cannot read the plan $PLAN" >&2; exit 2; }
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
