@@ -9,9 +9,11 @@ import importlib
 import inspect
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -188,6 +190,46 @@ def run_script(script, *args, timeout=900):
   are tested too.
   """
   return start_script(script, *args, timeout=timeout).result()
+
+
+# ----------------------------------------------------------------------------
+# Real stop signals sent by a test to its own process.
+
+
+@pytest.fixture
+def stray_signals_fail():
+  """For a test that sends SIGINT or SIGTERM to its own process: a signal the
+  code under test leaves unhandled reaches this handler and fails the test
+  (instead of stopping pytest). Yields the handler, which must be back once
+  that code is done."""
+
+  def stray(signum, frame):
+    raise AssertionError('signal %d reached no handler of the code under test'
+                         % signum)
+
+  previous = {s: signal.signal(s, stray)
+              for s in (signal.SIGINT, signal.SIGTERM)}
+  yield stray
+  for s, handler in previous.items():
+    signal.signal(s, handler)
+
+
+def signal_this_thread(signum):
+  """A real `signum`, handled before this returns (pthread_kill checks for
+  signals at once), so the code under test gets it at a known point."""
+  signal.pthread_kill(threading.get_ident(), signum)
+
+
+class SignalsWhenCollected(object):
+  """Sends `signum` to this thread from its finalizer, where the exception the
+  handler raises is swallowed (as in a weakref callback of TensorFlow's).
+  Made and dropped in one statement, it is collected at once."""
+
+  def __init__(self, signum):
+    self.signum = signum
+
+  def __del__(self):
+    signal_this_thread(self.signum)
 
 
 # ----------------------------------------------------------------------------

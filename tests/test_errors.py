@@ -6,41 +6,17 @@ there and check that the work still stops at its next check, quietly.
 """
 import gc
 import signal
-import threading
 
 import pytest
 
+from conftest import SignalsWhenCollected
+from conftest import signal_this_thread
 from utils import errors
 
 
-class _SignalsWhenCollected(object):
-  """Sends `signum` to this thread from its own finalizer."""
-
-  def __init__(self, signum):
-    self.signum = signum
-
-  def __del__(self):
-    signal.pthread_kill(threading.get_ident(), self.signum)
-
-
 def _signal_inside_a_finalizer(signum):
-  _SignalsWhenCollected(signum)  # collected at once (refcount 0)
+  SignalsWhenCollected(signum)
   gc.collect()
-
-
-@pytest.fixture
-def stray_signals_fail():
-  """A SIGINT or SIGTERM the code under test leaves unhandled fails the test."""
-
-  def stray(signum, frame):
-    raise AssertionError('signal %d reached no handler of the code under test'
-                         % signum)
-
-  previous = {s: signal.signal(s, stray)
-              for s in (signal.SIGINT, signal.SIGTERM)}
-  yield stray
-  for s, handler in previous.items():
-    signal.signal(s, handler)
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
@@ -63,7 +39,7 @@ def test_nothing_pending_without_a_signal_or_after_the_block(
     errors.raise_if_interrupted()  # nothing came
   with pytest.raises(errors.Interrupted):
     with errors.sigterm_like_ctrl_c():
-      signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+      signal_this_thread(signal.SIGTERM)
   errors.raise_if_interrupted()  # the block's signal does not outlive it
 
 

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -22,6 +21,8 @@ from absl.testing import flagsaver
 
 from conftest import import_script
 from conftest import script_flags
+from conftest import SignalsWhenCollected
+from conftest import signal_this_thread
 from conftest import train_options
 from core.data import data_generator
 from core.data import registry
@@ -180,34 +181,13 @@ def test_watcher_skips_a_checkpoint_rotated_away_and_goes_on(tmp_path, caplog,
              for r in caplog.records)
 
 
-@pytest.fixture
-def stray_sigterm_fails():
-  """For a test that sends SIGTERM to its own process: a SIGTERM the code
-  under test leaves unhandled reaches this handler and fails the test
-  (instead of killing pytest). Yields the handler, which must be back once
-  that code is done."""
-
-  def stray(signum, frame):
-    raise AssertionError('SIGTERM reached no handler of the code under test')
-
-  previous = signal.signal(signal.SIGTERM, stray)
-  yield stray
-  signal.signal(signal.SIGTERM, previous)
-
-
-def _sigterm_to_this_thread():
-  """A real SIGTERM, handled before this returns (pthread_kill checks for
-  signals at once), so the code under test gets it at a known point."""
-  signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
-
-
 def test_watcher_stops_on_sigterm_like_ctrl_c(tmp_path, capsys,
-                                              stray_sigterm_fails):
+                                              stray_signals_fail):
   _save_steps(tmp_path, [1])
   evaluated = []
 
   def evaluate(snapshot):
-    _sigterm_to_this_thread()
+    signal_this_thread(signal.SIGTERM)
     evaluated.append(snapshot.global_step)
 
   def main(argv):
@@ -218,25 +198,18 @@ def test_watcher_stops_on_sigterm_like_ctrl_c(tmp_path, capsys,
   assert exited.value.code == 143
   assert capsys.readouterr().err.strip().splitlines() == ['terminated']
   assert evaluated == []  # stopped where the signal came
-  assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
-
-
-class _SigtermWhenCollected(object):
-  """Sends SIGTERM to this thread from its finalizer, where the exception the
-  handler raises is swallowed (as a weakref callback in TensorFlow may)."""
-
-  def __del__(self):
-    _sigterm_to_this_thread()
+  assert signal.getsignal(signal.SIGTERM) is stray_signals_fail
 
 
 def test_watcher_stops_on_a_sigterm_its_finalizer_swallowed(
-    tmp_path, capsys, stray_sigterm_fails):
+    tmp_path, capsys, stray_signals_fail):
   _save_steps(tmp_path, [1])
   evaluated = []
 
   def evaluate(snapshot):
     evaluated.append(snapshot.global_step)
-    _SigtermWhenCollected()  # collected here: the raise inside is lost
+    # Collected here: the raise inside it is lost.
+    SignalsWhenCollected(signal.SIGTERM)
     _save_steps(tmp_path, [2])  # without the stop, the watcher evaluates it
 
   def main(argv):
@@ -247,7 +220,7 @@ def test_watcher_stops_on_a_sigterm_its_finalizer_swallowed(
   assert exited.value.code == 143
   assert evaluated == [1]
   assert capsys.readouterr().err.strip().splitlines() == ['terminated']
-  assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
+  assert signal.getsignal(signal.SIGTERM) is stray_signals_fail
 
 
 def test_partial_checkpoints_are_never_picked(tmp_path):
@@ -727,7 +700,7 @@ def test_ctrl_c_saves_then_reports_one_line(trained_logdir, tmp_path,
 @pytest.mark.parametrize('where', ['between bytecodes', 'in a finalizer'])
 def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
     where, trained_logdir, tmp_path, monkeypatch, capsys,
-    stray_sigterm_fails):
+    stray_signals_fail):
   logdir = _copy(trained_logdir, tmp_path)
   after_run = hooks.ProgressHook.after_run
 
@@ -735,9 +708,10 @@ def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
     after_run(self, run_context, run_values)
     if run_values.results['step'] == 5:
       if where == 'in a finalizer':
-        _SigtermWhenCollected()  # swallowed: the loop's next check stops it
+        # Swallowed: the loop's next check stops it.
+        SignalsWhenCollected(signal.SIGTERM)
       else:
-        _sigterm_to_this_thread()
+        signal_this_thread(signal.SIGTERM)
 
   monkeypatch.setattr(hooks.ProgressHook, 'after_run', terminated_at_step_5)
 
@@ -753,7 +727,7 @@ def test_sigterm_saves_then_reports_one_line_like_ctrl_c(
   assert _registered_steps(logdir) == [0, 3, 5]
   assert not (logdir / logdir_guard.LOCK_FILE).exists()
   # The training loop put the previous handler back.
-  assert signal.getsignal(signal.SIGTERM) is stray_sigterm_fails
+  assert signal.getsignal(signal.SIGTERM) is stray_signals_fail
 
 
 # ----------------------------------------------------------------------------

@@ -26,7 +26,8 @@ def checkpoint_record(run, checkpoint, step, totals, settings):
     `results_io.results_record` (checkpoint, global_step, miou, per_class_iou,
     num_images, confusion_matrix) plus `run`, `settings` and, for PseudoSeg,
     `reliability` {source: `scores.reliability_record`: count,
-    sum_confidence, sum_correct [calibration.NUM_BINS], ece}, `pseudo_label` (argmax of the sharpened pseudo labels) and
+    sum_confidence, sum_correct [calibration.NUM_BINS], ece}, `pseudo_label`
+    (argmax of the sharpened pseudo labels) and
     `sources` {source of CONFUSION_SOURCES: ...}, each a `confusion_summary`
     {pixel_accuracy, miou, per_class_iou, confusion_matrix}.
   """
