@@ -231,7 +231,7 @@ def _backbone_options(model_options):
 
 def extract_features(images, model_options, weight_decay=0.0001,
                      reuse=tf.AUTO_REUSE, is_training=False,
-                     fine_tune_batch_norm=False):
+                     fine_tune_batch_norm=False, backbone=None):
   """Backbone features followed by ASPP (when `aspp_with_batch_norm`).
 
   Args:
@@ -241,15 +241,19 @@ def extract_features(images, model_options, weight_decay=0.0001,
     reuse: variable reuse of the backbone.
     is_training: training mode (ASPP dropout active).
     fine_tune_batch_norm: batch norm in training mode (with is_training).
+    backbone: (features, end points) of the backbone already built on
+      `images`, used instead of building it again; None builds it.
 
   Returns:
     (features [N, h, w, aspp_convs_filters] (or the backbone features without
     ASPP), backbone end points dict).
   """
-  features, end_points = feature_extractor.extract_features(
-      images, weight_decay=weight_decay, reuse=reuse, is_training=is_training,
-      fine_tune_batch_norm=fine_tune_batch_norm,
-      **_backbone_options(model_options))
+  if backbone is None:
+    backbone = feature_extractor.extract_features(
+        images, weight_decay=weight_decay, reuse=reuse,
+        is_training=is_training, fine_tune_batch_norm=fine_tune_batch_norm,
+        **_backbone_options(model_options))
+  features, end_points = backbone
   if not model_options.aspp_with_batch_norm:
     return features, end_points
   depth = model_options.aspp_convs_filters
@@ -403,15 +407,16 @@ def get_branch_logits(features, num_classes, atrous_rates=None,
 
 
 def _get_logits(images, model_options, weight_decay, is_training,
-                fine_tune_batch_norm):
-  """Logits of every output type for one input scale.
+                fine_tune_batch_norm, backbone=None):
+  """Logits of every output type for one input scale (`backbone` as in
+  `extract_features`).
 
   Returns:
     ({output type: float [N, h, w, classes]}, backbone end points).
   """
   features, end_points = extract_features(
       images, model_options, weight_decay=weight_decay, is_training=is_training,
-      fine_tune_batch_norm=fine_tune_batch_norm)
+      fine_tune_batch_norm=fine_tune_batch_norm, backbone=backbone)
   if model_options.decoder_output_stride:
     features = refine_by_decoder(features, end_points, model_options,
                                  weight_decay=weight_decay,
@@ -439,7 +444,7 @@ def multi_scale_logits(images, model_options, image_pyramid,
                        weight_decay=0.0001, is_training=False,
                        fine_tune_batch_norm=False,
                        nas_training_hyper_parameters=None,
-                       return_end_points=False):
+                       return_end_points=False, backbone=None):
   """Logits of the network run on each scale of an image pyramid.
 
   Every scale's logits are resized (bilinear-AC) to
@@ -457,6 +462,9 @@ def multi_scale_logits(images, model_options, image_pyramid,
     nas_training_hyper_parameters: must be None (no NAS backbones).
     return_end_points: also return the backbone end points (of the last scale
       built).
+    backbone: (features, end points) of the backbone already built on
+      `images` (scale 1.0), used at scale 1.0 instead of building it again;
+      other scales build their own.
 
   Returns:
     {output type: {'merged_logits': T, ['logits_1.00': T, ...]}}, and the end
@@ -482,7 +490,8 @@ def multi_scale_logits(images, model_options, image_pyramid,
                                                   image_scale)
     outputs_to_logits, end_points = _get_logits(
         scaled_images, scaled_options, weight_decay, is_training,
-        fine_tune_batch_norm)
+        fine_tune_batch_norm,
+        backbone=backbone if image_scale == 1.0 else None)
     for output, logits in outputs_to_logits.items():
       outputs_to_scales_to_logits[output]['logits_%.2f' % image_scale] = (
           _resize_bilinear(logits, logits_size, logits.dtype))

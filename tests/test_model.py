@@ -314,14 +314,14 @@ def test_predictions_of_the_real_network(mobilenet_graph):
 
 
 def fake_get_logits(images, model_options, weight_decay, is_training,
-                    fine_tune_batch_norm):
+                    fine_tune_batch_norm, backbone=None):
   """Stand-in for the network: a fixed linear map of the stride-4 image plus
   a left-to-right ramp on class 0 (so flipping changes the result).
 
   Its logits vary strongly across pixels (unlike an untrained network whose
   logits are ~1e-7), so the averaging arithmetic is tested on real values.
   """
-  del weight_decay, is_training, fine_tune_batch_norm
+  del weight_decay, is_training, fine_tune_batch_norm, backbone
   size = [model.scale_dimension(d, 0.25) for d in model_options.crop_size]
   small = tf.image.resize_bilinear(images, size, align_corners=True)
   mixing = tf.constant([[1., 0., -1., 2.], [0., 1., 1., -2.],

@@ -8,6 +8,7 @@ Pass order and modes (faithful to the original):
   4. DeepLab on the labeled batch, train mode -> supervised loss.
   5. Backbone + cls head on the labeled batch, train mode (`seg_data_cls`) ->
      Grad-CAM -> SGC -> self-attention loss; `loss_cls` unless --weakly.
+     Passes 4 and 5 share one backbone forward (`labeled_passes`).
 """
 import collections
 
@@ -44,6 +45,8 @@ PseudoSegOptions = collections.namedtuple('PseudoSegOptions', [
 ])
 
 SELF_ATTENTION_SCOPE = 'self-attention'
+# Name scope of pass 5 (the labeled batch's backbone and attention branch).
+LABELED_ATTENTION_SCOPE = 'seg_data_cls'
 SELF_ATTENTION_LOGITS = 'self-attention_logits'
 
 # Outputs of the attention branch of one batch.
@@ -90,11 +93,27 @@ def attention_branch(images, class_labels, valid, options, num_classes,
     AttentionOutputs: SGC logits [B,s,s,C], summary CAM [B,s,s,C] and cls
     logits [B,C-1], where s is the CAM (output-stride) resolution.
   """
-  cls_logits, end_points = model.classification_logits(
-      images, options.supervised.model, num_classes - 1,
+  cls_logits, end_points = _classification_logits(
+      images, options.supervised.model, options, num_classes, is_training)
+  return attention_of_backbone(cls_logits, end_points, class_labels, valid,
+                               options)
+
+
+def _classification_logits(images, model_options, options, num_classes,
+                           is_training):
+  """(cls logits float [B,C-1], backbone end points) of `images`."""
+  return model.classification_logits(
+      images, model_options, num_classes - 1,
       weight_decay=options.supervised.weight_decay, is_training=is_training,
       fine_tune_batch_norm=(is_training and
                             options.supervised.fine_tune_batch_norm))
+
+
+def attention_of_backbone(cls_logits, end_points, class_labels, valid,
+                          options):
+  """`attention_branch` on a backbone and cls head already built: cls_logits
+  float [B,C-1] and the backbone's end points; other arguments and the
+  result as `attention_branch`."""
   if class_labels is None:
     class_labels = cam.predicted_class_labels(cls_logits)
   end_point_names = attention_end_points(options)
@@ -150,12 +169,8 @@ def build_clone(labeled, unlabeled, options, num_classes, ignore_label,
           weak, unlabeled[common.CLS_LABEL] if options.weakly else None,
           valid_unlabeled, options, num_classes, is_training=False)
   logits_strong = _decoder_logits(strong, options, 'cls_strong')
-  logits_seg = supervised.supervised_branch(labeled, options.supervised,
-                                            num_classes, ignore_label, monitor)
-  att_labeled = None
-  if options.use_attention:
-    att_labeled = _self_attention_loss(labeled, tf.shape(logits_seg)[1:3],
-                                       options, num_classes, ignore_label)
+  _, att_labeled = labeled_passes(labeled, options, num_classes,
+                                  ignore_label, monitor)
   pseudo = _pseudo_labels(logits_weak, att_weak, logits_size, valid_unlabeled,
                           options)
   # At the decoder resolution; do not fix: changes results (docs/DESIGN.md §Quirks 9)
@@ -169,21 +184,66 @@ def build_clone(labeled, unlabeled, options, num_classes, ignore_label,
              pseudo, valid_unlabeled, num_classes, ignore_label, options)
 
 
-def _self_attention_loss(labeled, logits_size, options, num_classes,
-                         ignore_label):
-  """Pass 5: SGC on labeled images trained with the ground truth."""
-  valid_labeled = valid_at(labeled[common.VALID], logits_size)
-  with tf.name_scope('seg_data_cls'):
-    outputs = attention_branch(labeled[common.IMAGE],
-                               labeled[common.CLS_LABEL], valid_labeled,
-                               options, num_classes, is_training=True)
+def labeled_passes(labeled, options, num_classes, ignore_label, monitor):
+  """Passes 4 and 5 on the labeled batch, on one backbone forward.
+
+  Both passes run the backbone in training mode on the same images with the
+  same weights, so one forward serves the decoder and the cls head, and
+  back-propagation through the backbone gets the sum of both heads'
+  gradients: what the two passes' backbone gradients add up to. Each of the
+  two passes moved every backbone moving average m towards the same batch
+  statistic x with decay d; one update with decay d^2 gives the same
+  d^2*m + (1-d^2)*x (docs/DESIGN.md §Passes). With an image pyramid without
+  scale 1.0, pass 4 builds its own backbones and pass 5 keeps decay d.
+
+  Args:
+    labeled: labeled batch dict (image, label, valid, cls_label).
+    options: PseudoSegOptions.
+    num_classes: C.
+    ignore_label: ignored label value.
+    monitor: add the supervised pass's summaries (clone 0).
+
+  Returns:
+    (supervised logits float [B,h,w,C], pass 5's AttentionOutputs or None
+    without `use_attention`).
+  """
+  if not options.use_attention:
+    return supervised.supervised_branch(labeled, options.supervised,
+                                        num_classes, ignore_label,
+                                        monitor), None
+  model_options = options.supervised.model
+  shared = 1.0 in (options.supervised.image_pyramid or [1.0])
+  if shared:
+    model_options = model_options._replace(
+        batch_norm_decay=model_options.batch_norm_decay ** 2)
+  with tf.name_scope(LABELED_ATTENTION_SCOPE) as pass_5_scope:
+    cls_logits, end_points = _classification_logits(
+        labeled[common.IMAGE], model_options, options, num_classes,
+        is_training=True)
+  features = end_points[feature_extractor.CLASSIFIER_FEATURE_END_POINT[
+      model_options.model_variant]]
+  logits_seg = supervised.supervised_branch(
+      labeled, options.supervised, num_classes, ignore_label, monitor,
+      backbone=(features, end_points) if shared else None)
+  with tf.name_scope(pass_5_scope):
+    valid = valid_at(labeled[common.VALID], tf.shape(logits_seg)[1:3])
+    outputs = attention_of_backbone(cls_logits, end_points,
+                                    labeled[common.CLS_LABEL], valid, options)
+  add_labeled_attention_losses(outputs, labeled, options, num_classes,
+                               ignore_label)
+  return logits_seg, outputs
+
+
+def add_labeled_attention_losses(outputs, labeled, options, num_classes,
+                                 ignore_label):
+  """Pass 5's losses: the SGC (AttentionOutputs `outputs`) trained with the
+  ground truth, and `loss_cls` unless --weakly."""
   supervised.add_segmentation_loss({SELF_ATTENTION_LOGITS: outputs.logits},
                                    labeled[common.LABEL], options.supervised,
                                    num_classes, ignore_label,
                                    scope=SELF_ATTENTION_SCOPE)
   if not options.weakly:
     supervised.add_loss_cls(outputs.cls_logits, labeled[common.CLS_LABEL])
-  return outputs
 
 
 PseudoLabels = collections.namedtuple(

@@ -24,13 +24,14 @@ SupervisedOptions = collections.namedtuple('SupervisedOptions', [
 
 
 def segmentation_logits(images, options, is_training=True,
-                        return_end_points=False):
-  """DeepLab logits of a batch (dict output type -> scale -> logits)."""
+                        return_end_points=False, backbone=None):
+  """DeepLab logits of a batch (dict output type -> scale -> logits);
+  `backbone` as in `model.multi_scale_logits`."""
   return model.multi_scale_logits(
       images, options.model, image_pyramid=options.image_pyramid,
       weight_decay=options.weight_decay, is_training=is_training,
       fine_tune_batch_norm=options.fine_tune_batch_norm,
-      return_end_points=return_end_points)
+      return_end_points=return_end_points, backbone=backbone)
 
 
 def add_segmentation_loss(scales_to_logits, labels, options, num_classes,
@@ -45,7 +46,8 @@ def add_segmentation_loss(scales_to_logits, labels, options, num_classes,
       scope=scope)
 
 
-def supervised_branch(samples, options, num_classes, ignore_label, monitor):
+def supervised_branch(samples, options, num_classes, ignore_label, monitor,
+                      backbone=None):
   """Labeled pass: segmentation loss (scope `semantic`) and monitoring.
 
   Args:
@@ -54,11 +56,14 @@ def supervised_branch(samples, options, num_classes, ignore_label, monitor):
     num_classes: number of classes C.
     ignore_label: ignored label value.
     monitor: whether to add accuracy and image summaries (clone 0 only).
+    backbone: (features, end points) of the backbone already built on the
+      images in training mode, or None to build it.
 
   Returns:
     The merged logits [B,h,w,C] at the decoder resolution.
   """
-  scales_to_logits = segmentation_logits(samples[common.IMAGE], options)
+  scales_to_logits = segmentation_logits(samples[common.IMAGE], options,
+                                         backbone=backbone)
   scales_to_logits = scales_to_logits[common.OUTPUT_TYPE]
   add_segmentation_loss(scales_to_logits, samples[common.LABEL], options,
                         num_classes, ignore_label, scope=common.OUTPUT_TYPE)
