@@ -105,8 +105,11 @@ def step_timings(log, launch):
   return float(np.median(times)), startup
 
 
-def train_command(script, variant, crop, dataset_dir, logdir):
-  return [sys.executable, os.path.join(REPO_ROOT, script + '.py'),
+def train_command(script, variant, crop, dataset_dir, logdir,
+                  repo_root=REPO_ROOT):
+  """The command line of one measured training run of `repo_root`'s
+  `script`."""
+  return [sys.executable, os.path.join(repo_root, script + '.py'),
           '--logtostderr', '--model_variant=%s' % variant] + MODEL_FLAGS + [
               '--dataset=synthetic', '--dataset_dir=%s' % dataset_dir,
               '--train_split=2_clean', '--train_split_cls=train_aug',

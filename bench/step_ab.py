@@ -14,6 +14,9 @@ Arms:
   current                 the code as it is;
   before                  the code before the speed branch: atrous_depthwise
                           + fetch_console_scalars;
+  two_pass_labeled        current, but the labeled batch's passes 4 and 5
+                          each run the backbone (bench/two_pass_labeled.py),
+                          as before they shared one forward;
   atrous_depthwise        ASPP depthwise convolutions always through TF's
                           atrous depthwise conv (before the centre-tap form);
   fetch_console_scalars   current + the console scalars fetched every step;
@@ -38,7 +41,9 @@ import numpy as np  # noqa: E402
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
 
 from bench import graph_flops  # noqa: E402
+from bench import two_pass_labeled  # noqa: E402
 from core.method import monitoring  # noqa: E402
+from core.method import pseudoseg  # noqa: E402
 from core.train import summaries  # noqa: E402
 from datasets import build_synthetic_data  # noqa: E402
 from deeplab import model  # noqa: E402
@@ -67,6 +72,7 @@ ARMS = {
     'current': ('current', {}, False),
     'before': ('atrous_depthwise', {}, True),
     'atrous_depthwise': ('atrous_depthwise', {}, False),
+    'two_pass_labeled': ('two_pass_labeled', {}, False),
     'fetch_console_scalars': ('current', {}, True),
     'inter_op_1': ('current', {'inter_op_parallelism_threads': 1}, False),
     'no_memory_optimizer': ('current', _no_memory_optimizer(), False),
@@ -79,13 +85,15 @@ STEP_COLLECTION = 'bench_step_ab_fetches'
 
 def build(formulation, argv):
   """(graph, (train op, console scalars)) of train_wss in `formulation`."""
-  saved = model.only_centre_tap_sees_input
+  saved = model.only_centre_tap_sees_input, pseudoseg.labeled_passes
   if formulation == 'atrous_depthwise':
     model.only_centre_tap_sees_input = lambda *unused_args: False
+  if formulation == 'two_pass_labeled':
+    pseudoseg.labeled_passes = two_pass_labeled.labeled_passes
   try:
     graph = graph_flops.build_graph('train_wss', argv)
   finally:
-    model.only_centre_tap_sees_input = saved
+    model.only_centre_tap_sees_input, pseudoseg.labeled_passes = saved
   return graph, graph.get_collection(STEP_COLLECTION)[0]
 
 
