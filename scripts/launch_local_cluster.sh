@@ -15,8 +15,9 @@
 #
 # A task that was killed can be started again with its command, e.g.
 #   bash TRAIN_LOGDIR.cluster/worker1.sh >>TRAIN_LOGDIR.cluster/worker1.log 2>&1
-# (docs/RELIABILITY.md says what is recovered). The parameter server is only
-# stopped once no worker, also one started again so, holds its port.
+# while the others still run (docs/RELIABILITY.md says what is recovered):
+# the parameter server is stopped once the workers this script started have
+# ended and no worker started again so holds its port.
 #
 # Environment: SCRIPT (default train_sup.py), PYTHON (default python),
 # PORT_BASE (default 22220: ports PORT_BASE..PORT_BASE+2).
