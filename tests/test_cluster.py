@@ -1,6 +1,8 @@
 """A ps + 2-worker cluster on 127.0.0.1, started by
 scripts/launch_local_cluster.sh: what one update holds, synchronous and
-asynchronous.
+asynchronous, and what a kill -9 of a worker, of the chief or of the
+parameter server leaves (the task then started again with the command the
+script wrote; docs/RELIABILITY.md).
 
 The tasks run tests/cluster_task.py, the training scripts' cluster and loop
 on a model where worker t's gradient is the one-hot vector e_t of a shared
