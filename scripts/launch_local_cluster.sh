@@ -9,8 +9,15 @@
 # --task/--train_logdir; add --sync_replicas for synchronous updates. Worker 0
 # is the chief (checkpoints in TRAIN_LOGDIR). The script waits for both workers,
 # then stops the parameter server; exit status is the first failing worker's.
-# Logs (ps0.log, worker0.log, worker1.log) and the pids of the three processes
-# (pids) go to $CLUSTER_LOG_DIR (default: TRAIN_LOGDIR.cluster).
+# Logs (ps0.log, worker0.log, worker1.log), the pids of the three processes
+# (pids) and the command of each (ps0.sh, worker0.sh, worker1.sh) go to
+# $CLUSTER_LOG_DIR (default: TRAIN_LOGDIR.cluster).
+#
+# A task that was killed can be started again with its command, e.g.
+#   bash TRAIN_LOGDIR.cluster/worker1.sh >>TRAIN_LOGDIR.cluster/worker1.log 2>&1
+# while the others still run (docs/RELIABILITY.md says what is recovered):
+# the parameter server is stopped once the workers this script started have
+# ended and no worker started again so holds its port.
 #
 # Environment: SCRIPT (default train_sup.py), PYTHON (default python),
 # PORT_BASE (default 22220: ports PORT_BASE..PORT_BASE+2).
@@ -41,10 +48,17 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 start() {  # job task: starts one task in the background, records its pid
-  "$python" "$script" "${cluster[@]}" --job_name="$1" --task="$2" "${@:3}" \
-    >"$logs/$1$2.log" 2>&1 &
+  local command=("$python" "$script" "${cluster[@]}" --job_name="$1"
+                 --task="$2" "${@:3}")
+  printf 'cd %q && exec%s\n' "$PWD" "$(printf ' %q' "${command[@]}")" \
+    >"$logs/$1$2.sh"
+  "${command[@]}" >"$logs/$1$2.log" 2>&1 &
   pids+=($!)
   echo "$1 $2 $!" >>"$logs/pids"
+}
+
+port_in_use() {  # port: whether a process listens on it on 127.0.0.1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 : >"$logs/pids"
@@ -59,5 +73,11 @@ for pid in "${pids[1]}" "${pids[2]}"; do
   if [ "$status" -eq 0 ]; then
     status=$code
   fi
+done
+# A worker started again by hand is no child of this script: wait for it too.
+for port in $((base + 1)) $((base + 2)); do
+  while port_in_use "$port"; do
+    sleep 1
+  done
 done
 exit "$status"

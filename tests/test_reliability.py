@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -739,3 +740,44 @@ def test_num_clones_message_names_both_flags():
                      r'positive multiple of --num_clones=16; lower both '
                      r'together.*--num_clones=1 --train_batch_size=2'):
     flag_checks.clone_batch_size(2, 16)
+
+
+class _CountingCreator(tf.train.SessionCreator):
+  """A session creator whose sessions are the numbers 1, 2, ..."""
+
+  def __init__(self):
+    self.made = 0
+
+  def create_session(self):
+    self.made += 1
+    return self.made
+
+
+def test_a_lost_cluster_task_is_awaited_at_most_the_timeout(tmp_path):
+  """The sessions a cluster task makes after its first (MonitoredSession
+  makes one after UnavailableError: a parameter server or the chief was
+  lost) wait for the lost hosts, and end training with one line if they do
+  not answer within --cluster_timeout_secs (test_cluster.py: slow, a real
+  parameter server killed)."""
+  with socket.socket() as listening, socket.socket() as closed:
+    listening.bind(('127.0.0.1', 0))
+    listening.listen()
+    closed.bind(('127.0.0.1', 0))  # bound, not listening: refuses
+    up = '127.0.0.1:%d' % listening.getsockname()[1]
+    down = '127.0.0.1:%d' % closed.getsockname()[1]
+    answered = loop._ReconnectingSessionCreator(_CountingCreator(), [up], 5,
+                                                str(tmp_path))
+    assert [answered.create_session() for _ in range(2)] == [1, 2]
+    counting = _CountingCreator()
+    lost = loop._ReconnectingSessionCreator(counting, [up, down], 1,
+                                            str(tmp_path))
+    assert lost.create_session() == 1
+    started = time.time()
+    with pytest.raises(TrainingError) as raised:
+      lost.create_session()
+  assert 1 <= time.time() - started < 5
+  assert str(raised.value) == (
+      'lost the connection to %s during training and could not connect '
+      'again within --cluster_timeout_secs=1; restart every task with its '
+      'command to resume from the last checkpoint in %s.' % (down, tmp_path))
+  assert counting.made == 1

@@ -4,15 +4,15 @@ A real SIGTERM (what Slurm and Kubernetes send) to train_sup.py and to an
 eval.py watcher: each stops with one line and exit code 143, the trainer once
 it saved the step it reached. A real SIGKILL to train_sup.py while it trains
 and in the middle of a save: the same command resumes from the last complete
-checkpoint. Then a race, so bounded in time: train_sup.py (tiny crop,
-mobilenet_v2) saves every second with --max_to_keep=2 while eval.py watches
-the logdir. The watcher must keep going (a checkpoint deleted under it is
-skipped with one line), and both stop on Ctrl-C with one line, no traceback.
+checkpoint. Then a race, bounded in time: train_sup.py (tiny crop,
+mobilenet_v2) saves every second with --max_to_keep=1 while eval.py watches
+the logdir. The watcher must keep going (a checkpoint deleted before it was
+read is skipped with one line, one deleted while it is evaluated is
+evaluated from memory), and both stop on Ctrl-C with one line, no traceback.
 
-Only the bounded watcher runs in the default suite; the training processes
-are `slow` (pytest -m slow).
+The watcher tests and the race run in the default suite; the SIGTERM and
+SIGKILL tests of the trainer are `slow` (pytest -m slow).
 """
-import glob
 import os
 import re
 import signal
@@ -29,10 +29,9 @@ from utils import checkpoint_paths
 
 # Evaluations the watcher must finish (it then has survived several rotations).
 _EVALUATIONS = 2
-# Bounds: TensorFlow start-up of the trainer (minutes on a busy machine, ~15 s
-# idle), then the race itself.
+# Bound of TensorFlow's start-up of a script (minutes on a busy machine,
+# ~15 s idle).
 _STARTUP_SECS = 300
-_RACE_SECS = 180
 # Steps the trainer logs before it gets SIGTERM.
 _STEPS_BEFORE_SIGTERM = 3
 _STEP_LINE = re.compile(r'step (\d+)/\d+\s+total_loss=')
@@ -289,46 +288,100 @@ def test_bounded_watcher_waits_for_its_trainer_and_stops_on_sigterm(
   assert not eval_logdir.exists()
 
 
-@pytest.mark.slow
+# Run as `python -c _HOLD_FIRST_READ eval.py flags...`: eval.py whose first
+# checkpoint read waits until training rotated that checkpoint away (its
+# index is gone), so the watcher meets a checkpoint deleted between its pick
+# and its read at a known point.
+_HOLD_FIRST_READ = """
+import os, runpy, sys, time
+from core.eval import checkpoints
+
+read = checkpoints.snapshot_checkpoint
+held = []
+
+def read_once_rotated(path, *args, **kwargs):
+  deadline = time.time() + 60
+  while not held and os.path.exists(path + '.index') and time.time() < deadline:
+    time.sleep(0.05)
+  held.append(path)
+  return read(path, *args, **kwargs)
+
+checkpoints.snapshot_checkpoint = read_once_rotated
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+_EVALUATING = re.compile(r'Evaluating (\S+) on ')
+_SKIPPED = re.compile(r'checkpoint (\S+) was deleted before it could be read '
+                      r'\(rotated away by training, see --max_to_keep\); '
+                      r'skipped')
+# Bound of the whole race: two TensorFlow start-ups (~15 s each on an idle
+# machine, sharing its two cores), then evaluations of ~2 s.
+_ROTATION_RACE_SECS = 240
+
+
+def _evaluated_steps(eval_logdir):
+  return {int(name[len('results-'):-len('.json')])
+          for name in os.listdir(eval_logdir)
+          if re.fullmatch(r'results-\d+\.json', name)} if os.path.isdir(
+              eval_logdir) else set()
+
+
+def _race_until_rotated_during_an_evaluation(trainer, watcher, eval_log,
+                                             eval_logdir):
+  """Polls until the watcher finished _EVALUATIONS evaluations, one of them
+  of a checkpoint whose files training deleted while it was evaluated
+  (after the watcher announced it, before its results); returns the
+  checkpoints seen so rotated."""
+  deadline = time.time() + _ROTATION_RACE_SECS
+  rotated = set()
+  while True:
+    evaluated = _evaluated_steps(eval_logdir)
+    for path in _EVALUATING.findall(eval_log.read_text()):
+      if (checkpoint_paths.step_of(path) not in evaluated and
+          not os.path.exists(path + '.index')):
+        rotated.add(path)
+    done_rotated = {p for p in rotated
+                    if checkpoint_paths.step_of(p) in evaluated}
+    if len(evaluated) >= _EVALUATIONS and done_rotated:
+      return done_rotated
+    assert trainer.poll() is None and watcher.poll() is None, (
+        eval_log.read_text()[-3000:])
+    assert time.time() < deadline, (
+        'no evaluation of a rotated checkpoint within %d s: %s' % (
+            _ROTATION_RACE_SECS, eval_log.read_text()[-3000:]))
+    time.sleep(0.1)
+
+
 @pytest.mark.e2e
 def test_eval_watcher_survives_checkpoint_rotation(synthetic_dir, tmp_path):
+  """train_sup.py saves every second and keeps one checkpoint while eval.py
+  watches: the checkpoint the watcher picks first is rotated away before it
+  reads it (held there), and later ones while they are evaluated."""
   logdir, eval_logdir = tmp_path / 'train', tmp_path / 'eval'
+  eval_log = tmp_path / 'eval.log'
   model = _model(synthetic_dir)
   trainer = _start(
       'train_sup.py', *model, *_TINY_TRAINING, '--train_logdir=%s' % logdir,
       '--log_steps=100', '--training_number_of_steps=1000000',
-      '--save_interval_secs=1', '--max_to_keep=2')
-  watcher = _start(
-      'eval.py', *model, '--checkpoint_dir=%s' % logdir,
-      '--eval_logdir=%s' % eval_logdir, '--eval_split=16_clean_3',
-      '--eval_crop_size=113,113', '--eval_interval_secs=0',
-      '--max_number_of_evaluations=0')
+      '--save_interval_secs=1', '--max_to_keep=1')
+  watcher = _start_logging(
+      eval_log, '-c', _HOLD_FIRST_READ, 'eval.py', *model,
+      '--checkpoint_dir=%s' % logdir, '--eval_logdir=%s' % eval_logdir,
+      '--eval_split=16_clean_3', '--eval_crop_size=113,113',
+      '--eval_interval_secs=0', '--max_number_of_evaluations=0')
   try:
-    deadline = time.time() + _STARTUP_SECS
-    while (not glob.glob(str(logdir / '*.index')) and trainer.poll() is None
-           and time.time() < deadline):
-      time.sleep(0.5)
-    started = bool(glob.glob(str(logdir / '*.index')))
-    deadline = time.time() + (_RACE_SECS if started else 0)
-    while (len(glob.glob(str(eval_logdir / 'results-*.json'))) < _EVALUATIONS
-           and watcher.poll() is None and trainer.poll() is None
-           and time.time() < deadline):
-      time.sleep(0.5)
-    watcher_alive = watcher.poll() is None
-    trainer_alive = trainer.poll() is None
+    rotated = _race_until_rotated_during_an_evaluation(
+        trainer, watcher, eval_log, eval_logdir)
   finally:
     _, train_err, train_code = _stop(trainer)
-    _, eval_err, eval_code = _stop(watcher)
-  assert trainer_alive, train_err[-3000:]
-  if not started:
-    pytest.skip('machine too busy: the trainer wrote no checkpoint within '
-                '%d s, so the race did not run' % _STARTUP_SECS)
-  assert watcher_alive, eval_err[-3000:]
+    _stop(watcher)
+  eval_err = eval_log.read_text()
+  assert rotated
+  first = _EVALUATING.search(eval_err).group(1)
+  assert _SKIPPED.findall(eval_err)[:1] == [first], eval_err[-3000:]
   assert 'Traceback' not in eval_err and 'Traceback' not in train_err
-  results = glob.glob(str(eval_logdir / 'results-*.json'))
-  assert len(results) >= _EVALUATIONS, eval_err[-3000:]
   # Ctrl-C: the trainer saves, then says so in one line (exit code 130).
-  assert train_code == 130 and eval_code == 130
+  assert train_code == 130 and watcher.returncode == 130
   last_line = train_err.strip().splitlines()[-1]
   assert last_line.startswith('interrupted: training stopped after step ')
   saved = last_line.rsplit('saved ', 1)[1]

@@ -134,7 +134,8 @@ flags.DEFINE_list('worker_hosts', [],
                   '--num_replicas and --master).')
 flags.DEFINE_integer('cluster_timeout_secs', 120,
                      'Seconds a worker waits for the parameter servers and '
-                     'the chief to accept connections before giving up.')
+                     'the chief to accept connections before giving up, at '
+                     'the start and after it lost them during training.')
 
 # train_wss.py's values of these flags (tests build its graph with them).
 WSS_DEFAULTS = dict(
@@ -179,6 +180,9 @@ def deployment_from_flags():
     config.master = cluster.start_worker_server(
         FLAGS.ps_hosts, FLAGS.worker_hosts, FLAGS.job_name, FLAGS.task,
         FLAGS.cluster_timeout_secs)
+    config.cluster_hosts = cluster.needed_hosts(
+        FLAGS.ps_hosts, FLAGS.worker_hosts, FLAGS.task)
+    config.cluster_timeout_secs = FLAGS.cluster_timeout_secs
   return config
 
 

@@ -6,6 +6,7 @@ trains through its own server. core/flags/train_flags.py starts them from the
 cluster flags (`--ps_hosts`, `--worker_hosts`, `--job_name`, `--task`);
 run_server.py starts a lone server.
 """
+import os
 import socket
 import time
 
@@ -44,6 +45,13 @@ def start_server(ps_hosts, worker_hosts, job_name, task):
     raise InputError('task %d of --job_name=%s is out of range: --%s_hosts '
                      'lists %d host(s), tasks 0..%d.' % (
                          task, job_name, job_name, len(hosts), len(hosts) - 1))
+  # TensorFlow's distributed runtime setting: an RPC to a task that is gone
+  # fails at once with UnavailableError instead of waiting for the task to
+  # come back (gRPC's wait-for-ready). Without it a worker whose parameter
+  # server was killed hung for good in closing its session, before
+  # MonitoredSession could make a new one (core/train/loop.py gives up on
+  # the new one after --cluster_timeout_secs).
+  os.environ.setdefault('GRPC_FAIL_FAST', 'true')
   try:
     return tf.train.Server(tf.train.ClusterSpec(jobs), job_name=job_name,
                            task_index=task)
@@ -68,17 +76,30 @@ def wait_for_hosts(addresses, timeout_secs):
   'CreateSession still waiting for response'); this turns a wrong or dead
   host into one line.
   """
+  waiting = unreachable_hosts(addresses, timeout_secs)
+  if waiting:
+    raise InputError('cannot reach %s within --cluster_timeout_secs=%d: '
+                     'start those tasks, or fix --ps_hosts/--worker_hosts.'
+                     % (', '.join(waiting), timeout_secs))
+
+
+def unreachable_hosts(addresses, timeout_secs):
+  """The 'host:port' of `addresses` that still refuse connections after
+  timeout_secs (checked every second); [] as soon as all accept."""
   deadline = time.time() + timeout_secs
   waiting = list(addresses)
   while True:
     waiting = [a for a in waiting if not _accepts_connections(a)]
-    if not waiting:
-      return
-    if time.time() > deadline:
-      raise InputError('cannot reach %s within --cluster_timeout_secs=%d: '
-                       'start those tasks, or fix --ps_hosts/--worker_hosts.'
-                       % (', '.join(waiting), timeout_secs))
+    if not waiting or time.time() > deadline:
+      return waiting
     time.sleep(1.0)
+
+
+def needed_hosts(ps_hosts, worker_hosts, task):
+  """The 'host:port' of the tasks worker `task` trains with: the parameter
+  servers, and for another worker than the chief the chief, which
+  initialises or restores the model."""
+  return list(ps_hosts) + (list(worker_hosts[:1]) if task else [])
 
 
 def _accepts_connections(address):
@@ -110,7 +131,6 @@ def start_worker_server(ps_hosts, worker_hosts, job_name, task, timeout_secs):
     timeout_secs: seconds to wait for the other tasks.
   """
   server = start_server(ps_hosts, worker_hosts, job_name, task)
-  needed = ps_hosts + (worker_hosts[:1] if task else [])
-  wait_for_hosts(needed, timeout_secs)
+  wait_for_hosts(needed_hosts(ps_hosts, worker_hosts, task), timeout_secs)
   _SERVERS.append(server)
   return server.target

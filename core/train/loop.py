@@ -19,6 +19,7 @@ import time
 from absl import logging
 
 from core.data import data_generator
+from core.train import cluster
 from core.train import hooks
 from core.train import logdir_guard
 from core.train import model_deploy
@@ -216,32 +217,75 @@ class _WorkerSessionCreator(tf.train.SessionCreator):
                                     max_wait_secs=_WORKER_MAX_WAIT_SECS)
 
 
+class _ReconnectingSessionCreator(tf.train.SessionCreator):
+  """A cluster task's session creator that gives up on a lost cluster.
+
+  MonitoredSession makes a new session when a run fails with UnavailableError
+  or AbortedError (a parameter server or the chief stopped), and again each
+  time making one fails so; TensorFlow itself would wait for a lost task
+  forever. Here, from the first failure on, a new session is tried once
+  `hosts` accept connections again, at most once a second (gRPC reconnects
+  to a restarted task with a backoff, failing at once meanwhile), until
+  `timeout_secs` passed; then one TrainingError names the lost hosts.
+  """
+
+  def __init__(self, creator, hosts, timeout_secs, logdir):
+    self._creator = creator
+    self._hosts = hosts
+    self._timeout_secs = timeout_secs
+    self._logdir = logdir
+    self._attempted = False
+    self._deadline = None  # Of the reconnection under way.
+
+  def create_session(self):
+    if self._attempted:
+      self._wait_for_hosts()
+    self._attempted = True
+    session = self._creator.create_session()
+    self._deadline = None
+    return session
+
+  def _wait_for_hosts(self):
+    if self._deadline is None:
+      self._deadline = time.time() + self._timeout_secs
+      logging.warning('Lost the connection to the cluster; waiting at most '
+                      '%d s for %s.', self._timeout_secs,
+                      ', '.join(self._hosts))
+    else:
+      time.sleep(1.0)
+    lost = cluster.unreachable_hosts(
+        self._hosts, max(0.0, self._deadline - time.time()))
+    if lost or time.time() > self._deadline:
+      raise TrainingError(
+          'lost the connection to %s during training and could not connect '
+          'again within --cluster_timeout_secs=%d; restart every task with '
+          'its command to resume from the last checkpoint in %s.' % (
+              ', '.join(lost or self._hosts), self._timeout_secs,
+              self._logdir))
+
+
 def _monitored_session(config, logdir, scaffold, hooks, chief_hooks,
                        session_config):
-  """The MonitoredSession of this task: MonitoredTrainingSession's for the
-  chief (restores or initialises, runs `chief_hooks` too); for another worker
-  the MonitoredSession that MonitoredTrainingSession would build, with the
-  shorter wait for the chief of _WorkerSessionCreator."""
+  """The MonitoredSession of this task, as MonitoredTrainingSession builds
+  it: the chief restores or initialises, and runs `chief_hooks` before
+  `hooks`; another worker waits for the chief, with the shorter polls of
+  _WorkerSessionCreator. In a cluster it gives up once a lost task does not
+  come back within config.cluster_timeout_secs."""
   # The chief's sync-replicas queue runner waits for gradients no worker
   # sends after the last step; closing the session cancels it.
   grace_secs = 5 if config.sync_replicas else 120
-  if not config.is_chief:
-    return tf.train.MonitoredSession(
-        session_creator=_WorkerSessionCreator(scaffold, config.master,
-                                              session_config),
-        hooks=hooks, stop_grace_period_secs=grace_secs)
-  return tf.train.MonitoredTrainingSession(
-      master=config.master,
-      is_chief=True,
-      checkpoint_dir=logdir,
-      scaffold=scaffold,
-      hooks=hooks,
-      chief_only_hooks=chief_hooks,
-      save_checkpoint_secs=None,
-      save_summaries_secs=None,
-      log_step_count_steps=0,
-      stop_grace_period_secs=grace_secs,
-      config=session_config)
+  if config.is_chief:
+    creator = tf.train.ChiefSessionCreator(
+        scaffold=scaffold, checkpoint_dir=logdir, master=config.master,
+        config=session_config)
+    hooks = chief_hooks + hooks
+  else:
+    creator = _WorkerSessionCreator(scaffold, config.master, session_config)
+  if config.cluster_hosts:
+    creator = _ReconnectingSessionCreator(
+        creator, config.cluster_hosts, config.cluster_timeout_secs, logdir)
+  return tf.train.MonitoredSession(session_creator=creator, hooks=hooks,
+                                   stop_grace_period_secs=grace_secs)
 
 
 def _save_now(session, saver, global_step, finite_check, logdir):

@@ -40,11 +40,18 @@ class DeploymentConfig(object):
     sync_replicas: aggregate the gradients of all replicas into each update
       (TensorFlow's SyncReplicasOptimizer) instead of applying them one by one.
     master: address of the TensorFlow server the session runs on ('' = local).
+    cluster_hosts: 'host:port' of the tasks this worker trains with (the
+      parameter servers, and the chief for another worker); empty outside a
+      cluster.
+    cluster_timeout_secs: how long a worker waits for `cluster_hosts` once
+      it lost the connection to them in the middle of a run, before it gives
+      up.
   """
 
   def __init__(self, num_clones=1, clone_on_cpu=False, task=0, num_replicas=1,
                num_ps_tasks=0, num_devices=None, num_accumulation_steps=1,
-               sync_replicas=False, master=''):
+               sync_replicas=False, master='', cluster_hosts=(),
+               cluster_timeout_secs=0):
     if num_clones < 1:
       raise InputError('--num_clones must be >= 1, got %d' % num_clones)
     if not 0 <= task < max(num_replicas, 1):
@@ -71,6 +78,8 @@ class DeploymentConfig(object):
     self.num_accumulation_steps = num_accumulation_steps
     self.sync_replicas = sync_replicas
     self.master = master
+    self.cluster_hosts = list(cluster_hosts)
+    self.cluster_timeout_secs = cluster_timeout_secs
 
   @property
   def is_chief(self):
