@@ -274,20 +274,34 @@ def _assert_checkpoints_whole_to_the_end(logdir, mode):
     assert named[-1] >= STEPS[mode]
 
 
-@pytest.mark.parametrize('mode', ['sync', 'async'])
-def test_worker_killed_and_started_again_rejoins_the_run(tmp_path, mode):
-  logdir = tmp_path / mode
+def _kill_and_start_again(logdir, mode, task):
+  """Runs a cluster, kills `task` with SIGKILL once both workers trained and
+  starts it again with its command.
+
+  Returns:
+    (what `_wait_until_trained` returned, the latest checkpoint at the kill,
+    the restarted task's result, the cluster's (exit code, logs by task)).
+  """
   restarted = None
   with _cluster(logdir, *_run_flags(mode)) as (launcher, logs):
     try:
-      before = _wait_until_trained(launcher, logs, logdir)['worker1']
-      _kill_task(logs, 'worker1')
-      restarted = _restart_task(logs, 'worker1')
-      rejoined = restarted.result()
+      trained = _wait_until_trained(launcher, logs, logdir)
+      _kill_task(logs, task)
+      last = tf.train.latest_checkpoint(str(logdir))
+      restarted = _restart_task(logs, task)
+      result = restarted.result()
     finally:
       if restarted is not None:
         restarted.stop()
-    code, texts = _end_cluster(launcher, logs)
+    return trained, last, result, _end_cluster(launcher, logs)
+
+
+@pytest.mark.parametrize('mode', ['sync', 'async'])
+def test_worker_killed_and_started_again_rejoins_the_run(tmp_path, mode):
+  logdir = tmp_path / mode
+  trained, _, rejoined, (code, texts) = _kill_and_start_again(
+      logdir, mode, 'worker1')
+  before = trained['worker1']
   assert rejoined.returncode == 0, rejoined.stderr[-3000:]
   after = _logged(rejoined.stderr)
   assert after, 'the restarted worker trained no step: %s' % (
@@ -307,18 +321,8 @@ def test_worker_killed_and_started_again_rejoins_the_run(tmp_path, mode):
 def test_chief_killed_and_started_again_resumes_from_its_last_checkpoint(
     tmp_path, mode):
   logdir = tmp_path / mode
-  restarted = None
-  with _cluster(logdir, *_run_flags(mode)) as (launcher, logs):
-    try:
-      _wait_until_trained(launcher, logs, logdir)
-      _kill_task(logs, 'worker0')
-      last = tf.train.latest_checkpoint(str(logdir))
-      restarted = _restart_task(logs, 'worker0')
-      resumed = restarted.result()
-    finally:
-      if restarted is not None:
-        restarted.stop()
-    code, texts = _end_cluster(launcher, logs)
+  _, last, resumed, (code, texts) = _kill_and_start_again(logdir, mode,
+                                                          'worker0')
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert set(RESTORED.findall(resumed.stderr)) == {last}
   steps = [step for step, _ in _logged(resumed.stderr)]
