@@ -27,6 +27,7 @@ from deeplab.tf_compat import slim
 from deeplab.tf_compat import tf
 
 BATCH, SIZE, NUM_CLASSES = 2, 33, 6
+MODEL_VARIANT = 'mobilenet_v2'
 RTOL = 1e-5
 
 
@@ -70,14 +71,14 @@ def _feed(graph):
   return feed
 
 
-def _build(labeled_passes, model_variant):
+def _build(labeled_passes):
   """(graph, train op, {loss name: tensor}) of one clone of train_wss with
   `labeled_passes` in place of the shared one."""
   graph = tf.Graph()
   model_options = common.ModelOptions(
       {common.OUTPUT_TYPE: NUM_CLASSES}, crop_size=[SIZE, SIZE],
       atrous_rates=[6, 12, 18], output_stride=16, decoder_output_stride=[4],
-      model_variant=model_variant)
+      model_variant=MODEL_VARIANT)
   options = pseudoseg_options(model_options)
 
   def build_clone(unused_index):
@@ -162,14 +163,14 @@ def _one_step(graph, train_op, losses, checkpoint):
   return loss_values, after
 
 
-@pytest.fixture(scope='module', params=['mobilenet_v2'])
-def both_graphs(request, tmp_path_factory):
+@pytest.fixture(scope='module')
+def both_graphs(tmp_path_factory):
   """One step of the shared and of the two-pass graph from one checkpoint:
   {'shared': ..., 'two_pass': ...} of (losses, variables after), the start
   checkpoint's values, and the built graphs."""
   checkpoint = str(tmp_path_factory.mktemp('start') / 'model.ckpt')
-  built = {'shared': _build(pseudoseg.labeled_passes, request.param),
-           'two_pass': _build(two_pass_labeled.labeled_passes, request.param)}
+  built = {'shared': _build(pseudoseg.labeled_passes),
+           'two_pass': _build(two_pass_labeled.labeled_passes)}
   _start_checkpoint(built['shared'][0], checkpoint)
   start = {name: tf.train.load_variable(checkpoint, name) for name, _ in
            tf.train.list_variables(checkpoint)}
